@@ -1,0 +1,1 @@
+"""ComfyUI-free building blocks: geometry, canvas, codec, errors. Nothing here imports comfy*."""

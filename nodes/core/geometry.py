@@ -1,0 +1,213 @@
+"""All expansion math: where the original lands inside the larger canvas.
+
+Every way a user can describe an expansion (pixels per side, fractions per side, x/y scale,
+aspect ratio, target size) ends up as one `Placement`, so the canvas builder, the vendor
+clients and the tests agree by construction. Pure Python, no tensors.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from .errors import InputError
+
+MAX_SIDE = 16384  # ComfyUI's MAX_RESOLUTION; a larger canvas is refused, not allocated.
+
+# Anchor name -> (horizontal, vertical) share of the extra space that goes *before* the image.
+ANCHORS = {
+    "top-left": (0.0, 0.0), "top": (0.5, 0.0), "top-right": (1.0, 0.0),
+    "left": (0.0, 0.5), "center": (0.5, 0.5), "right": (1.0, 0.5),
+    "bottom-left": (0.0, 1.0), "bottom": (0.5, 1.0), "bottom-right": (1.0, 1.0),
+}
+
+EXPAND_MODES = ("pixels", "fraction", "scale", "aspect_ratio", "target_size")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The original image (x, y, width, height) inside a canvas of canvas_width x canvas_height."""
+
+    canvas_width: int
+    canvas_height: int
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def left(self) -> int:
+        return self.x
+
+    @property
+    def top(self) -> int:
+        return self.y
+
+    @property
+    def right(self) -> int:
+        return self.canvas_width - self.x - self.width
+
+    @property
+    def bottom(self) -> int:
+        return self.canvas_height - self.y - self.height
+
+    @property
+    def padding(self) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) in pixels."""
+        return self.left, self.top, self.right, self.bottom
+
+    def as_dict(self) -> dict:
+        return {"canvas_width": self.canvas_width, "canvas_height": self.canvas_height,
+                "x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+
+def _check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise InputError(f"image size {width}x{height} is empty: both sides must be at least 1 px")
+
+
+def _check_canvas(placement: Placement) -> Placement:
+    cw, ch = placement.canvas_width, placement.canvas_height
+    if cw > MAX_SIDE or ch > MAX_SIDE:
+        raise InputError(
+            f"the canvas would be {cw}x{ch} px; at most {MAX_SIDE} px per side is allowed. "
+            "Use less expansion or downscale the image first.")
+    return placement
+
+
+def _from_padding(width: int, height: int, left: int, top: int, right: int, bottom: int) -> Placement:
+    for name, value in (("left", left), ("top", top), ("right", right), ("bottom", bottom)):
+        if value < 0:
+            raise InputError(f"{name} is {value}: expansion cannot be negative (this node never crops)")
+    return _check_canvas(Placement(width + left + right, height + top + bottom, left, top, width, height))
+
+
+def _anchor(anchor: str) -> tuple[float, float]:
+    try:
+        return ANCHORS[anchor]
+    except KeyError:
+        raise InputError(f"unknown anchor {anchor!r}; use one of: {', '.join(ANCHORS)}") from None
+
+
+def _split(extra: int, share_before: float) -> tuple[int, int]:
+    before = int(math.floor(extra * share_before + 1e-9))
+    return before, extra - before
+
+
+def _from_canvas(width: int, height: int, canvas_w: int, canvas_h: int, anchor: str) -> Placement:
+    ax, ay = _anchor(anchor)
+    left, right = _split(canvas_w - width, ax)
+    top, bottom = _split(canvas_h - height, ay)
+    return _from_padding(width, height, left, top, right, bottom)
+
+
+def _round_half_up(value: float) -> int:
+    return int(math.floor(value + 0.5))
+
+
+def parse_ratio(text: str) -> float:
+    """'16:9', '16/9', '16x9' or '1.778' -> width / height. Malformed text raises InputError."""
+    cleaned = (text or "").strip()
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*[:/x×]\s*(\d+(?:\.\d+)?)", cleaned)
+    try:
+        ratio = float(match.group(1)) / float(match.group(2)) if match else float(cleaned)
+    except (ValueError, ZeroDivisionError):
+        ratio = float("nan")
+    if not math.isfinite(ratio) or ratio <= 0:
+        raise InputError(f"aspect ratio {text!r} is not understood; write it as W:H, e.g. 16:9 or 3:4")
+    if not 1 / 64 <= ratio <= 64:
+        raise InputError(f"aspect ratio {text!r} is outside 1:64 .. 64:1")
+    return ratio
+
+
+def pad_pixels(width, height, left, top, right, bottom) -> Placement:
+    _check_size(width, height)
+    return _from_padding(width, height, int(left), int(top), int(right), int(bottom))
+
+
+def pad_fractions(width, height, left, top, right, bottom) -> Placement:
+    """Volcengine's ratio semantics: left/right are fractions of the width, top/bottom of the height."""
+    _check_size(width, height)
+    for name, value in (("left", left), ("top", top), ("right", right), ("bottom", bottom)):
+        if not math.isfinite(value) or value < 0:
+            raise InputError(f"{name} fraction {value} must be a number >= 0")
+    return _from_padding(width, height, _round_half_up(left * width), _round_half_up(top * height),
+                         _round_half_up(right * width), _round_half_up(bottom * height))
+
+
+def pad_scale(width, height, x_scale, y_scale, anchor="center") -> Placement:
+    """DashScope's x_scale/y_scale: the canvas is the image size times the scale, image centred."""
+    _check_size(width, height)
+    for name, value in (("x_scale", x_scale), ("y_scale", y_scale)):
+        if not math.isfinite(value) or value < 1:
+            raise InputError(f"{name} is {value}: a scale must be >= 1.0 (1.0 = no expansion)")
+    return _from_canvas(width, height, _round_half_up(width * x_scale), _round_half_up(height * y_scale),
+                        anchor)
+
+
+def pad_aspect(width, height, ratio: str | float, anchor="center") -> Placement:
+    """Grow one side (never shrink) so that canvas width / height equals the ratio."""
+    _check_size(width, height)
+    r = parse_ratio(ratio) if isinstance(ratio, str) else float(ratio)
+    if width / height < r:
+        canvas_w, canvas_h = max(width, _round_half_up(height * r)), height
+    else:
+        canvas_w, canvas_h = width, max(height, _round_half_up(width / r))
+    return _from_canvas(width, height, canvas_w, canvas_h, anchor)
+
+
+def pad_to_size(width, height, target_width, target_height, anchor="center") -> Placement:
+    _check_size(width, height)
+    if target_width < width or target_height < height:
+        raise InputError(
+            f"target size {target_width}x{target_height} is smaller than the image {width}x{height}; "
+            "outpainting only adds space (scale the image down first if you need a smaller canvas)")
+    return _from_canvas(width, height, int(target_width), int(target_height), anchor)
+
+
+def snap_to_multiple(placement: Placement, multiple: int, anchor: str = "center",
+                     grow_padded_sides: bool = True) -> Placement:
+    """Round the canvas up to a multiple of N.
+
+    With grow_padded_sides, the extra pixels go to the sides that are already padded (split
+    evenly when both are), so an image padded only on the right stays flush left. An axis with
+    no padding at all is split by the anchor.
+    """
+    if multiple < 1:
+        raise InputError(f"multiple_of is {multiple}: use 1 (off) or more")
+    if multiple == 1:
+        return placement
+    ax, ay = _anchor(anchor)
+    p = placement
+
+    def grow(length, before, after, share):
+        extra = -length % multiple
+        if grow_padded_sides and (before or after):
+            share = 0.5 if (before and after) else (1.0 if before else 0.0)
+        add_before, add_after = _split(extra, share)
+        return before + add_before, after + add_after
+
+    left, right = grow(p.canvas_width, p.left, p.right, ax)
+    top, bottom = grow(p.canvas_height, p.top, p.bottom, ay)
+    return _from_padding(p.width, p.height, left, top, right, bottom)
+
+
+def plan_expansion(width: int, height: int, mode: str, *, left=0, top=0, right=0, bottom=0,
+                   fraction_left=0.0, fraction_top=0.0, fraction_right=0.0, fraction_bottom=0.0,
+                   x_scale=1.0, y_scale=1.0, aspect_ratio="1:1", target_width=0, target_height=0,
+                   anchor="center", multiple_of=1) -> Placement:
+    """One entry point for every mode; only the parameters of `mode` are read."""
+    if mode == "pixels":
+        p = pad_pixels(width, height, left, top, right, bottom)
+    elif mode == "fraction":
+        p = pad_fractions(width, height, fraction_left, fraction_top, fraction_right, fraction_bottom)
+    elif mode == "scale":
+        p = pad_scale(width, height, x_scale, y_scale, anchor)
+    elif mode == "aspect_ratio":
+        p = pad_aspect(width, height, aspect_ratio, anchor)
+    elif mode == "target_size":
+        p = pad_to_size(width, height, target_width, target_height, anchor)
+    else:
+        raise InputError(f"unknown expand mode {mode!r}; use one of: {', '.join(EXPAND_MODES)}")
+    return snap_to_multiple(p, int(multiple_of), anchor, grow_padded_sides=mode in ("pixels", "fraction"))

@@ -1,0 +1,16 @@
+"""The pack's ComfyUI extension: the list of V3 nodes it registers."""
+
+from comfy_api.latest import ComfyExtension, io
+
+from .canvas_node import MaskCanvasBuilder
+
+NODES: list[type[io.ComfyNode]] = [MaskCanvasBuilder]
+
+
+class CloudOutpaintExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return list(NODES)
+
+
+async def comfy_entrypoint() -> CloudOutpaintExtension:
+    return CloudOutpaintExtension()
