@@ -72,8 +72,10 @@ class MaskCanvasBuilder(io.ComfyNode):
                                 tooltip="colour for fill = color: #RRGGBB or r,g,b (0-255)"),
                 io.Float.Input("noise", default=0.0, min=0.0, max=1.0, step=0.01,
                                tooltip="strength of gaussian noise added to the new area only (0 = off)"),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF,
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=False,
                              tooltip="seed of the noise, so a canvas can be rebuilt exactly"),
+                # control_after_generate=False: the frontend would otherwise add a "randomize"
+                # control to any INT named seed, changing the canvas (and paid calls after it) each run
                 io.Combo.Input("feather_curve", options=list(canvas.FEATHER_CURVES), default="quadratic",
                                tooltip="shape of the feather ramp; quadratic matches Pad Image for Outpainting"),
                 io.Int.Input("overlap", default=0, min=0, max=MAX, step=1,

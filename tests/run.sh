@@ -10,4 +10,8 @@ VENV="${TEST_VENV:-.venv-test}"
 # loose "torch" would download a multi-GB CUDA build.
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
     "torch==2.13.0" -r requirements.txt -r tests/requirements.txt
+if [ -n "${COMFYUI_DIR:-}" ]; then
+    # browser checks of the example workflows (Debian's chromium; never `playwright install`)
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check playwright
+fi
 exec "$VENV/bin/python" -m pytest -c tests/pytest.ini tests "$@"

@@ -41,8 +41,8 @@ class _Input:
         self.lazy, self.extra_dict, self.raw_link, self.advanced = lazy, extra_dict or {}, raw_link, advanced
 
     def as_dict(self) -> dict:
-        return _pruned({"display_name": self.display_name, "optional": self.optional or None,
-                        "tooltip": self.tooltip, "lazy": self.lazy, "rawLink": self.raw_link,
+        # `optional` is not an option in /object_info: optional inputs go in the "optional" group
+        return _pruned({"display_name": self.display_name, "tooltip": self.tooltip, "lazy": self.lazy, "rawLink": self.raw_link,
                         "advanced": self.advanced}) | _pruned(self.extra_dict)
 
 

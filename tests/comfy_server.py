@@ -1,0 +1,134 @@
+"""Start a real ComfyUI (from COMFYUI_DIR) on 127.0.0.1 with this pack, for integration tests.
+
+ComfyUI loads the pack from a temporary custom_nodes folder (a symlink named `cloud-outpaint`,
+hyphen included, as a git clone would be named) with every other custom pack disabled, and
+with its own temporary input/output/user folders, so a test run leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from conftest import ROOT
+
+PACK_FOLDER = "cloud-outpaint"
+
+
+def comfyui_dir() -> pathlib.Path | None:
+    value = os.environ.get("COMFYUI_DIR")
+    return pathlib.Path(value) if value else None
+
+
+def comfyui_python(comfy: pathlib.Path) -> str:
+    if os.environ.get("COMFYUI_PYTHON"):
+        return os.environ["COMFYUI_PYTHON"]
+    for candidate in (comfy / "venv", comfy / ".venv", comfy.parent / "comfyui-venv", comfy.parent / "venv"):
+        if (candidate / "bin" / "python").exists():
+            return str(candidate / "bin" / "python")
+    return sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ComfyServer:
+    def __init__(self, workdir: pathlib.Path, env: dict | None = None):
+        self.comfy = comfyui_dir()
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / "comfyui.log"
+        self.extra_env = env or {}
+        self.proc = None
+
+    def start(self, timeout: float = 300) -> "ComfyServer":
+        nodes_dir = self.workdir / "custom_nodes"
+        nodes_dir.mkdir(parents=True, exist_ok=True)
+        (nodes_dir / PACK_FOLDER).symlink_to(ROOT, target_is_directory=True)
+        for sub in ("input", "output", "temp", "user/default"):
+            (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+        # skip the first-run templates dialog in the browser tests
+        (self.workdir / "user/default/comfy.settings.json").write_text(json.dumps({"Comfy.TutorialCompleted": True}))
+        yaml = self.workdir / "extra_paths.yaml"
+        yaml.write_text(f"cloud_outpaint_test:\n  custom_nodes: {nodes_dir}\n")
+        cmd = [comfyui_python(self.comfy), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+               "--disable-api-nodes", "--disable-all-custom-nodes", "--whitelist-custom-nodes", PACK_FOLDER,
+               "--extra-model-paths-config", str(yaml),
+               "--input-directory", str(self.workdir / "input"), "--output-directory", str(self.workdir / "output"),
+               "--temp-directory", str(self.workdir / "temp"), "--user-directory", str(self.workdir / "user")]
+        self.log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, **self.extra_env})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+            try:
+                self.get("/system_stats", timeout=2)
+                return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"ComfyUI did not answer within {timeout}s:\n{self.log_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        if getattr(self, "log", None):
+            self.log.close()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def get(self, path: str, timeout: float = 30):
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+            body = r.read()
+            return json.loads(body) if r.headers.get_content_type() == "application/json" else body
+
+    def post(self, path: str, payload: dict, timeout: float = 30):
+        req = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"{}")
+
+    def add_input(self, path: pathlib.Path) -> str:
+        shutil.copy(path, self.workdir / "input" / path.name)
+        return path.name
+
+    def run_prompt(self, prompt: dict, timeout: float = 120) -> dict:
+        status, body = self.post("/prompt", {"prompt": prompt})
+        if status != 200:
+            raise AssertionError(f"prompt rejected ({status}): {json.dumps(body)[:2000]}")
+        pid = body["prompt_id"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            history = self.get(f"/history/{pid}")
+            if pid in history and history[pid]["status"].get("completed") is not None:
+                entry = history[pid]
+                if entry["status"]["status_str"] in ("success", "error"):
+                    return entry
+            time.sleep(0.2)
+        raise TimeoutError(f"prompt {pid} did not finish in {timeout}s")
+
+    def view(self, image: dict) -> bytes:
+        from urllib.parse import urlencode
+        return self.get("/view?" + urlencode({k: image[k] for k in ("filename", "subfolder", "type")}))

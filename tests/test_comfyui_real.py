@@ -1,0 +1,153 @@
+"""The pack inside a real ComfyUI on 127.0.0.1 (skipped unless COMFYUI_DIR is set).
+
+Checks: the pack imports (no IMPORT FAILED), /object_info serves the nodes exactly as the
+stand-in schema says, the core-node table used by the CI-safe checks is right, every example
+workflow runs as an API prompt, and in headless Chromium every example workflow loads with no
+missing-node dialog or error, keeps its widget values, and converts (graphToPrompt) to the same
+prompt as tests/workflows.py.
+"""
+
+import io
+import json
+import os
+import shutil
+
+import pytest
+from PIL import Image
+
+import comfy_driver as drv
+import workflows
+from comfy_server import ComfyServer, comfyui_dir
+from conftest import ROOT
+from core_nodes import CORE_NODES
+from test_example_workflows import EXAMPLES, pack_nodes
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
+    comfyui_dir() is None, reason="COMFYUI_DIR is not set: the real-ComfyUI tests need a ComfyUI checkout")]
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory):
+    server = ComfyServer(tmp_path_factory.mktemp("comfyui")).start()
+    for sample in (ROOT / "example_workflows").glob("*.png"):
+        server.add_input(sample)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy):
+    return comfy.get("/object_info")
+
+
+def test_pack_imported_without_errors(comfy):
+    log = comfy.log_text()
+    assert "IMPORT FAILED" not in log, log[-3000:]
+    assert "Cannot import" not in log and "Error while calling comfy_entrypoint" not in log
+
+
+def test_object_info_matches_the_schema(object_info):
+    for node_id, node_cls in pack_nodes().items():
+        real, ours = object_info[node_id], drv.node_info(node_cls)
+        for key in ("input_order", "output", "output_name", "name", "display_name", "category"):
+            assert real[key] == ours[key], key
+        for group, inputs in ours["input"].items():
+            for name, (io_type, *opts) in inputs.items():
+                real_type, *real_opts = real["input"][group][name]
+                assert real_type == io_type
+                for opt, value in (opts[0] if opts else {}).items():
+                    assert (real_opts[0] if real_opts else {}).get(opt) == value, (name, opt)
+        assert real["python_module"] == "custom_nodes.cloud-outpaint"
+
+
+def test_core_node_table_is_right(object_info):
+    for node_id, info in CORE_NODES.items():
+        real_order = object_info[node_id]["input_order"]
+        assert {k: v for k, v in real_order.items() if k != "hidden"} == info["input_order"]
+        assert workflows.expected_widget_count(object_info[node_id]) == workflows.expected_widget_count(info)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_runs_as_api_prompt(comfy, object_info, path):
+    prompt = workflows.ui_to_api(json.loads(path.read_text()), object_info)
+    entry = comfy.run_prompt(prompt)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    images = [img for out in entry["outputs"].values() for img in out.get("images", [])]
+    assert images
+    for image in images:
+        Image.open(io.BytesIO(comfy.view(image))).verify()
+
+
+def test_mask_canvas_builder_end_to_end(comfy):
+    prompt = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 48, "batch_size": 2, "color": 0xFF0000}},
+        "2": {"class_type": "MaskCanvasBuilder", "inputs": {
+            "image": ["1", 0], "expand_mode": "pixels", "left": 16, "top": 0, "right": 0, "bottom": 8,
+            "feathering": 4, "fraction_left": 0.1, "fraction_top": 0.1, "fraction_right": 0.1,
+            "fraction_bottom": 0.1, "x_scale": 1.5, "y_scale": 1.5, "aspect_ratio": "16:9",
+            "target_width": 1024, "target_height": 1024, "anchor": "center", "multiple_of": 1,
+            "fill": "grey", "fill_color": "#808080", "noise": 0.0, "seed": 0, "feather_curve": "quadratic",
+            "overlap": 0}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "canvas"}},
+        "4": {"class_type": "MaskToImage", "inputs": {"mask": ["2", 1]}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "mask"}},
+    }
+    entry = comfy.run_prompt(prompt)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    canvases, masks = entry["outputs"]["3"]["images"], entry["outputs"]["5"]["images"]
+    assert len(canvases) == 2 and len(masks) == 2  # one mask per batch item
+    canvas = Image.open(io.BytesIO(comfy.view(canvases[0]))).convert("RGB")
+    mask = Image.open(io.BytesIO(comfy.view(masks[1]))).convert("L")
+    assert canvas.size == mask.size == (80, 56)
+    # SaveImage truncates 0.5 * 255 to 127
+    assert canvas.getpixel((0, 0)) == (127, 127, 127) and canvas.getpixel((40, 20)) == (255, 0, 0)
+    assert mask.getpixel((0, 0)) == 255 and mask.getpixel((16, 20)) == 255  # seam column gets 1.0
+    assert mask.getpixel((40, 20)) == 0 and mask.getpixel((40, 47)) == 255  # bottom seam row too
+
+
+def test_bad_widget_value_is_rejected_before_running(comfy, object_info):
+    prompt = workflows.ui_to_api(json.loads(EXAMPLES[0].read_text()), object_info)
+    node = next(n for n in prompt.values() if n["class_type"] == "MaskCanvasBuilder")
+    node["inputs"].update(expand_mode="aspect_ratio", aspect_ratio="wide")
+    status, body = comfy.post("/prompt", {"prompt": prompt})
+    assert status == 400
+    errors = [e for n in body["node_errors"].values() for e in n["errors"]]
+    assert errors[0]["type"] == "custom_validation_failed" and "aspect ratio" in errors[0]["details"]
+
+
+@pytest.fixture(scope="module")
+def browser_page(comfy):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 900})
+        page.goto(comfy.url)
+        page.wait_for_function("window.app && window.app.graph && window.app.canvas", timeout=90_000)
+        yield page
+        browser.close()
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_loads_in_the_real_frontend(browser_page, comfy, object_info, path, tmp_path):
+    page, wf = browser_page, json.loads(path.read_text())
+    page.evaluate("async (wf) => { await app.loadGraphData(wf) }", wf)
+    page.wait_for_timeout(1000)
+    problems = page.evaluate("""() => [
+        ...[...document.querySelectorAll('[role=dialog]')].map(d => 'dialog: ' + d.innerText.slice(0, 300)),
+        ...[...document.querySelectorAll('[data-testid=error-overlay]')].map(d => 'overlay: ' + d.innerText),
+        ...app.graph._nodes.filter(n => n.has_errors).map(n => 'node error: ' + n.type)]""")
+    assert problems == []
+    for node in wf["nodes"]:
+        live = page.evaluate("(id) => app.graph.getNodeById(id).serialize().widgets_values || []", node["id"])
+        assert live == (node.get("widgets_values") or []), f"node {node['id']} ({node['type']}) widgets shifted"
+    prompt = page.evaluate("async () => (await app.graphToPrompt()).output")
+    for node in prompt.values():
+        node.pop("_meta", None)
+    assert prompt == workflows.ui_to_api(wf, object_info)
+    page.screenshot(path=str(tmp_path / f"{path.stem}.png"))
