@@ -211,3 +211,29 @@ def plan_expansion(width: int, height: int, mode: str, *, left=0, top=0, right=0
     else:
         raise InputError(f"unknown expand mode {mode!r}; use one of: {', '.join(EXPAND_MODES)}")
     return snap_to_multiple(p, int(multiple_of), anchor, grow_padded_sides=mode in ("pixels", "fraction"))
+
+
+def fit_within(width: int, height: int, max_width: int, max_height: int) -> tuple[int, int]:
+    """Shrink (never enlarge) to fit max_width x max_height, keeping the aspect ratio."""
+    s = min(1.0, max_width / width, max_height / height)
+    if s >= 1.0:
+        return width, height
+    return max(1, _round_half_up(width * s)), max(1, _round_half_up(height * s))
+
+
+def scale_placement(placement: Placement, out_width: int, out_height: int) -> Placement:
+    """The placement mapped onto a resized canvas of out_width x out_height (edges rounded)."""
+    p = placement
+    sx, sy = out_width / p.canvas_width, out_height / p.canvas_height
+    x0, y0 = _round_half_up(p.x * sx), _round_half_up(p.y * sy)
+    x1, y1 = _round_half_up((p.x + p.width) * sx), _round_half_up((p.y + p.height) * sy)
+    return Placement(out_width, out_height, x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+
+def volc_ratio_output(width: int, height: int, left: float, top: float, right: float, bottom: float,
+                      max_width: int, max_height: int) -> tuple[Placement, tuple[int, int]]:
+    """Volcengine ratio mode: the canvas W·(1+l+r) x H·(1+t+b) (sides rounded per side), then the
+    result resized to fit max_width x max_height (proportional resize: UNCONFIRMED, spec A.5).
+    Returns the canvas placement and the expected output size."""
+    placement = pad_fractions(width, height, left, top, right, bottom)
+    return placement, fit_within(placement.canvas_width, placement.canvas_height, max_width, max_height)

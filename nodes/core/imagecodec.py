@@ -202,3 +202,32 @@ def mask_to_png(mask: torch.Tensor, index: int = 0, invert: bool = False) -> byt
     """One item of a MASK batch -> 8-bit single-channel PNG (255 = generate unless inverted)."""
     arr = mask_to_uint8(mask.reshape((-1, mask.shape[-2], mask.shape[-1]))[index:index + 1])[0]
     return encode_png(255 - arr if invert else arr)
+
+
+def resize_u8(array: np.ndarray, width: int, height: int) -> np.ndarray:
+    """uint8 [H,W,3] or [H,W] resized with Lanczos (Pillow), e.g. to meet a vendor's size limits."""
+    if (array.shape[1], array.shape[0]) == (width, height):
+        return array
+    return np.asarray(Image.fromarray(array).resize((width, height), Image.LANCZOS))
+
+
+def encode_within(array: np.ndarray, fmt: str, max_bytes: int, quality: int = JPEG_QUALITY,
+                  min_side: int = 1) -> tuple[bytes, np.ndarray]:
+    """Encode, then lower JPEG quality (to 85) and shrink by 15 % steps until under max_bytes.
+
+    Returns the bytes and the array actually encoded (its size may be smaller than the input's).
+    """
+    q = quality
+    while True:
+        data = encode_image(array, fmt, q)
+        if len(data) <= max_bytes:
+            return data, array
+        if fmt in ("jpeg", "jpg") and q > 85:
+            q -= 5
+            continue
+        h, w = array.shape[:2]
+        nw, nh = int(w * 0.85), int(h * 0.85)
+        if min(nw, nh) < min_side:
+            raise InputError(f"the image cannot be encoded under {max_bytes / 2**20:.1f} MiB without going below "
+                             f"{min_side} px a side")
+        array = resize_u8(array, nw, nh)

@@ -1,0 +1,38 @@
+"""Where a vendor node sends its requests: the real cloud, or the pack's offline sandbox.
+
+The sandbox is a loopback server started once per process on first use; the node talks to it
+over real HTTP with the very same client code, so "sandbox" exercises everything but the vendor.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from . import credentials
+from .errors import InputError
+
+BACKENDS = ("cloud", "sandbox")
+_lock = threading.Lock()
+_shared = None
+
+
+def shared_sandbox():
+    global _shared
+    with _lock:
+        if _shared is None:
+            from .sandbox import Sandbox
+
+            _shared = Sandbox()
+            _shared.start()
+        return _shared
+
+
+def volc_credentials(backend: str, env=os.environ, store_path=None) -> credentials.VolcCredentials:
+    if backend == "cloud":
+        return credentials.volc_credentials(env, store_path)
+    if backend == "sandbox":
+        sandbox = shared_sandbox()
+        return credentials.VolcCredentials("aksk", "sandbox", sandbox.url, sandbox.volc_access_key,
+                                           sandbox.volc_secret_key)
+    raise InputError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")

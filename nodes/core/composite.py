@@ -1,0 +1,32 @@
+"""Putting results back together: resizing to the vendor's output size and pasting original
+pixels back over the generated image with a soft seam."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def resize_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """IMAGE [B,H,W,C] -> [B,height,width,C]; antialiased when shrinking."""
+    if image.shape[1:3] == (height, width):
+        return image
+    shrinking = height < image.shape[1] or width < image.shape[2]
+    out = F.interpolate(image.movedim(-1, 1).float(), size=(height, width), mode="bilinear",
+                        align_corners=False, antialias=shrinking)
+    return out.movedim(1, -1).clamp(0, 1).to(image.dtype)
+
+
+def resize_mask(mask: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    return resize_image(mask.unsqueeze(-1), width, height).squeeze(-1)
+
+
+def paste_back(generated: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """generated [1,Ho,Wo,3]; source canvas [1,H,W,3] and mask [1,H,W] (1 = generate) in canvas space.
+
+    Returns the composite (source pixels where the mask is 0, blended through its soft edge)
+    and the mask at the output size."""
+    height, width = generated.shape[1:3]
+    m = resize_mask(mask.to(generated.dtype), width, height)
+    src = resize_image(source.to(generated.dtype), width, height)
+    return generated * m[..., None] + src * (1 - m[..., None]), m

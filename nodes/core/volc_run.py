@@ -1,0 +1,192 @@
+"""One VolcOutpaint run, ComfyUI-free: validate -> encode payloads -> concurrent vendor calls ->
+decode -> optional paste-back -> IMAGE batch (item-major), MASK of the generated area, info JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from . import canvas, composite, geometry, http, imagecodec
+from .credentials import VolcCredentials
+from .errors import InputError, ItemError, VendorError
+from .volc import VENDOR, VolcClient, VolcConfig, VolcParams
+
+
+@dataclass
+class RunHooks:
+    """How a front end (ComfyUI node, CLI) watches a run; every hook is optional."""
+
+    poll: Callable[[], None] = lambda: None  # may raise to interrupt (ComfyUI's interrupt)
+    status: Callable[[str], None] = lambda text: None
+    progress: Callable[[int, int], None] = lambda done, total: None
+
+
+@dataclass
+class RunOptions:
+    variants: int = 1
+    keep_original: bool = True
+    timeout_s: float = 180.0
+    concurrency: int = 2
+    image_format: str = "jpeg"  # upload format of the image/canvas; masks are always PNG
+
+
+@dataclass
+class _Item:
+    payload: list[bytes]
+    sent_size: tuple[int, int]
+    source: torch.Tensor  # [1,H,W,3] canvas-space original for paste-back
+    mask: torch.Tensor  # [1,H,W] canvas-space, 1 = generate
+    notes: list[str] = field(default_factory=list)
+
+
+def _fit_input(arr, config: VolcConfig) -> tuple[object, list[str]]:
+    h, w = arr.shape[:2]
+    tw, th = geometry.fit_within(w, h, config.max_input_side, config.max_input_side)
+    if (tw, th) == (w, h):
+        return arr, []
+    return imagecodec.resize_u8(arr, tw, th), [f"input {w}x{h} scaled to {tw}x{th} (limit {config.max_input_side} px)"]
+
+
+def _encode(arr, fmt: str, config: VolcConfig, notes: list[str]):
+    data, sent = imagecodec.encode_within(arr, fmt, config.max_input_bytes)
+    if sent.shape != arr.shape:
+        notes.append(f"shrunk to {sent.shape[1]}x{sent.shape[0]} to stay under "
+                     f"{config.max_input_bytes / 2**20:.0f} MiB")
+    return data, sent
+
+
+def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, config: VolcConfig,
+                  image_format: str) -> list[_Item]:
+    """Encode every batch item before the first paid call, so bad input costs nothing."""
+    image = canvas.check_image(image)
+    batch, height, width, _ = image.shape
+    if image_format not in ("jpeg", "png"):
+        raise InputError(f"image_format {image_format!r}: use jpeg or png")
+    items = []
+    if mask is None:  # ratio mode: the vendor pads; we know where the original lands
+        placement = geometry.pad_fractions(width, height, params.left, params.top, params.right, params.bottom)
+        seam = max(2, round(0.02 * min(width, height)))
+        for b in range(batch):
+            arr, notes = _fit_input(imagecodec.image_to_uint8(image[b:b + 1])[0], config)
+            data, sent = _encode(arr, image_format, config, notes)
+            source = canvas.build_canvas(image[b:b + 1], placement)
+            item_mask, _ = canvas.build_mask(placement, 1, seam, dtype=torch.float32, device=image.device)
+            items.append(_Item([data], (sent.shape[1], sent.shape[0]), source, item_mask, notes))
+        return items
+    masks, _ = canvas.check_mask(mask, batch, {"the image (the padded canvas)": (height, width)})
+    invert = config.mask_white_means == "keep"
+    for b in range(batch):
+        m = masks[b if masks.shape[0] > 1 else 0][None].to(image.device, torch.float32).clamp(0, 1)
+        if float(m.max()) < 0.5:
+            raise InputError(f"mask {b + 1} marks nothing to generate (all below 0.5); canvas mode needs the "
+                             "new area white (1.0), e.g. the mask output of MaskCanvasBuilder")
+        arr, notes = _fit_input(imagecodec.image_to_uint8(image[b:b + 1])[0], config)
+        data, sent = _encode(arr, image_format, config, notes)
+        mask_u8 = imagecodec.resize_u8(imagecodec.mask_to_uint8(m)[0], sent.shape[1], sent.shape[0])
+        mask_png = imagecodec.encode_png(255 - mask_u8 if invert else mask_u8)
+        items.append(_Item([data, mask_png], (sent.shape[1], sent.shape[0]), image[b:b + 1], m, notes))
+    return items
+
+
+def _seed(seed: int, variant: int) -> int:
+    return seed if seed == -1 else (seed + variant) % 2**31
+
+
+def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, credentials: VolcCredentials,
+        options: RunOptions = RunOptions(), config: VolcConfig = VolcConfig(),
+        hooks: RunHooks = RunHooks()) -> tuple[torch.Tensor, torch.Tensor, str]:
+    canvas_mode = mask is not None
+    params.validate(canvas_mode)
+    if not 1 <= options.variants <= 4:
+        raise InputError(f"variants is {options.variants}; use 1 to 4")
+    if not 1 <= options.concurrency <= 16:
+        raise InputError(f"concurrency is {options.concurrency}; use 1 to 16")
+    if options.timeout_s <= 0:
+        raise InputError("timeout_s must be positive")
+    items = prepare_items(image, mask, params, config, options.image_format)
+    jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
+    control = http.RunControl(options.timeout_s, VENDOR)
+    session = http.new_session()
+    client = VolcClient(credentials, session, control, config)
+    states: dict[int, str] = {}
+
+    def job(index: int):
+        i, v = jobs[index]
+        states[index] = "sending"
+        result = client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)),
+                                 on_wait=lambda text: states.__setitem__(index, text))
+        states[index] = "done"
+        return result
+
+    def poll():
+        hooks.poll()
+        snapshot = list(states.values())  # workers update states while we read
+        running = [s for s in snapshot if s != "done"]
+        done = len(snapshot) - len(running)
+        text = f"Volcengine: {done}/{len(jobs)} done, {len(running)} running, {control.elapsed():.0f} s"
+        waits = sorted({s for s in running if s != "sending"})
+        hooks.status(text + ("\n" + "\n".join(waits) if waits else ""))
+
+    finished = 0
+
+    def on_done(index, _result):
+        nonlocal finished
+        finished += 1
+        hooks.progress(finished, len(jobs))
+
+    def label(index: int) -> str:
+        i, v = jobs[index]
+        return f"image {i + 1}" + (f" variant {v + 1}" if options.variants > 1 else "")
+
+    hooks.progress(0, len(jobs))
+    try:
+        results = http.run_jobs([lambda k=k: job(k) for k in range(len(jobs))], control=control,
+                                max_workers=options.concurrency, poll=poll, on_done=on_done)
+    except (VendorError, imagecodec.DecodeError) as exc:
+        raise ItemError(label(getattr(exc, "job_index", 0)), exc) from exc
+    finally:
+        session.close()
+    hooks.status(f"Volcengine: {len(jobs)}/{len(jobs)} done in {control.elapsed():.1f} s")
+    return assemble(items, jobs, results, params, options, canvas_mode, label)
+
+
+def assemble(items, jobs, results, params: VolcParams, options: RunOptions, canvas_mode: bool,
+             label) -> tuple[torch.Tensor, torch.Tensor, str]:
+    images, masks, report = [], [], []
+    for index, ((i, v), result) in enumerate(zip(jobs, results)):
+        try:
+            generated = imagecodec.decode_image(result.image)
+        except imagecodec.DecodeError as exc:
+            raise ItemError(label(index), VendorError(VENDOR, "BadResult", "the returned image could not be read",
+                                                      message=str(exc), request_id=result.request_id, billed=True))
+        height, width = generated.shape[1:3]
+        item = items[i]
+        if options.keep_original:
+            out, out_mask = composite.paste_back(generated, item.source.to(generated.device), item.mask)
+        else:
+            out, out_mask = generated, composite.resize_mask(item.mask, width, height)
+        entry = {"image": i + 1, "variant": v + 1, "seed": _seed(params.seed, v), "request_id": result.request_id,
+                 "sent": f"{item.sent_size[0]}x{item.sent_size[1]}", "output": f"{width}x{height}",
+                 "seconds": round(result.elapsed_s, 2), "vendor_time": result.time_elapsed}
+        if not canvas_mode:
+            _, expected = geometry.volc_ratio_output(*item.sent_size, params.left, params.top, params.right,
+                                                     params.bottom, params.max_width, params.max_height)
+            if expected != (width, height):
+                entry["note"] = f"expected {expected[0]}x{expected[1]} by the documented rule"
+        if item.notes:
+            entry["input_notes"] = item.notes
+        report.append(entry)
+        images.append(out)
+        masks.append(out_mask)
+    height, width = images[0].shape[1:3]
+    for k, (img, m) in enumerate(zip(images, masks)):
+        if img.shape[1:3] != (height, width):  # an IMAGE batch needs one size
+            images[k], masks[k] = composite.resize_image(img, width, height), composite.resize_mask(m, width, height)
+            report[k]["resized_to"] = f"{width}x{height} (to share the batch size)"
+    info = {"vendor": VENDOR, "mode": "canvas" if canvas_mode else "ratio", "keep_original": options.keep_original,
+            "results": report}
+    return torch.cat(images), torch.cat(masks), json.dumps(info, ensure_ascii=False, indent=1)
