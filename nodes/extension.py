@@ -3,8 +3,9 @@
 from comfy_api.latest import ComfyExtension, io
 
 from .canvas_node import MaskCanvasBuilder
+from .volc_node import VolcOutpaint
 
-NODES: list[type[io.ComfyNode]] = [MaskCanvasBuilder]
+NODES: list[type[io.ComfyNode]] = [MaskCanvasBuilder, VolcOutpaint]
 
 
 class CloudOutpaintExtension(ComfyExtension):

@@ -106,9 +106,13 @@ class ComfyServer:
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
-                return r.status, json.loads(r.read())
+                status, body = r.status, r.read()
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read() or b"{}")
+            status, body = e.code, e.read()
+        try:
+            return status, json.loads(body or b"{}")
+        except ValueError:
+            return status, body.decode(errors="replace")
 
     def add_input(self, path: pathlib.Path) -> str:
         shutil.copy(path, self.workdir / "input" / path.name)

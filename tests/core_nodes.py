@@ -11,4 +11,5 @@ CORE_NODES = {
     "LoadImage": _info({"image": [[], {"image_upload": True}]}),
     "PreviewImage": _info({"images": ["IMAGE"]}),
     "MaskToImage": _info({"mask": ["MASK"]}),
+    "PreviewAny": _info({"source": ["*", {}]}),
 }
