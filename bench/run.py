@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from conftest import load_pack  # noqa: E402  (loads the pack as ComfyUI does, by file location)
 
 load_pack()
-from pack import canvas, geometry, imagecodec  # noqa: E402
+from pack import canvas, geometry, imagecodec, module  # noqa: E402
 from reference_pad import image_pad_for_outpaint  # noqa: E402
 
 
@@ -92,6 +92,49 @@ def bench_codec(size: int, quick: bool) -> None:
     print(f"(tensor -> uint8 alone: {to_u8_t * 1000:.0f} ms)")
 
 
+def _go_seconds(text: str) -> float:
+    """Go duration string ('1.2s', '350ms', '84µs') -> seconds."""
+    units = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
+    for unit in sorted(units, key=len, reverse=True):
+        if text.endswith(unit):
+            return float(text[:-len(unit)]) * units[unit]
+    return 0.0
+
+
+def bench_volc(quick: bool) -> None:
+    import json
+    sandbox_mod, volc, volc_run = module("nodes.core.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
+    creds_mod = module("nodes.core.credentials")
+    size = 2048
+    image = photo_like(size)
+    print(f"\n== VolcOutpaint overhead, {size}x{size}, sandbox at zero latency (sides 0.1, max 4096) ==")
+    arr = imagecodec.image_to_uint8(image)[0]
+    floor_t, _ = timed(lambda: imagecodec.decode_image(imagecodec.from_base64(imagecodec.to_base64(
+        imagecodec.encode_png(arr)))), 1 if quick else 3)
+    print(f"floor: PNG encode + base64 + decode of the image, once: {floor_t * 1000:.0f} ms")
+    params = volc.VolcParams(max_width=4096, max_height=4096)
+    with sandbox_mod.Sandbox() as sb:
+        creds = creds_mod.VolcCredentials("aksk", "bench", sb.url, sb.volc_access_key, sb.volc_secret_key)
+        for fmt in ("jpeg", "png"):
+            def once():
+                return volc_run.run(image, None, params, creds, volc_run.RunOptions(image_format=fmt, timeout_s=300))
+            wall, (_, _, info) = timed(once, 1 if quick else 3)
+            vendor = _go_seconds(json.loads(info)["results"][0]["vendor_time"])
+            print(f"upload {fmt:<5}: wall {wall * 1000:6.0f} ms, of which sandbox processing {vendor * 1000:5.0f} ms"
+                  f" -> node overhead {(wall - vendor) * 1000:5.0f} ms ({(wall - vendor) / floor_t:.1f}x the floor)")
+
+        print("\n== VolcOutpaint batch concurrency: 8 requests, 1 s simulated latency ==")
+        sb.latency = 1.0
+        small = photo_like(256)
+        batch = small.expand(8, -1, -1, -1).contiguous()
+        for workers in (1, 4, 8):
+            t0 = time.perf_counter()
+            volc_run.run(batch, None, volc.VolcParams(), creds, volc_run.RunOptions(concurrency=workers, timeout_s=60))
+            wall = time.perf_counter() - t0
+            ideal = 8 / workers * 1.0
+            print(f"concurrency {workers}: {wall:5.2f} s (ideal {ideal:.2f} s, overhead {wall - ideal:+.2f} s)")
+
+
 def _pillow_png(arr, level: int) -> bytes:
     import io
 
@@ -110,6 +153,7 @@ def main() -> None:
     bench_canvas(2048, args.quick)
     for size in (2048,) if args.quick else (2048, 4096):
         bench_codec(size, args.quick)
+    bench_volc(args.quick)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,18 @@ def paste_back(generated: torch.Tensor, source: torch.Tensor, mask: torch.Tensor
     """generated [1,Ho,Wo,3]; source canvas [1,H,W,3] and mask [1,H,W] (1 = generate) in canvas space.
 
     Returns the composite (source pixels where the mask is 0, blended through its soft edge)
-    and the mask at the output size."""
+    and the mask at the output size. Only the box where the mask is below 1 is blended, in
+    place in `generated` (a tensor the caller owns), so the padded area costs nothing.
+    """
     height, width = generated.shape[1:3]
     m = resize_mask(mask.to(generated.dtype), width, height)
-    src = resize_image(source.to(generated.dtype), width, height)
-    return generated * m[..., None] + src * (1 - m[..., None]), m
+    keep = (m < 1).any(dim=0)
+    rows, cols = keep.any(dim=1).nonzero(), keep.any(dim=0).nonzero()
+    if len(rows) == 0:
+        return generated, m
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    if source.shape[1:3] != (height, width):
+        source = resize_image(source.to(generated.dtype), width, height)
+    box = (slice(None), slice(y0, y1), slice(x0, x1))
+    generated[box] = torch.lerp(source[box].to(generated.dtype), generated[box], m[box][..., None])
+    return generated, m

@@ -38,7 +38,7 @@ class RunOptions:
 class _Item:
     payload: list[bytes]
     sent_size: tuple[int, int]
-    source: torch.Tensor  # [1,H,W,3] canvas-space original for paste-back
+    source: torch.Tensor | None  # [1,H,W,3] canvas-space original for paste-back (None: not wanted)
     mask: torch.Tensor  # [1,H,W] canvas-space, 1 = generate
     notes: list[str] = field(default_factory=list)
 
@@ -60,7 +60,7 @@ def _encode(arr, fmt: str, config: VolcConfig, notes: list[str]):
 
 
 def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, config: VolcConfig,
-                  image_format: str) -> list[_Item]:
+                  image_format: str, keep_original: bool = True) -> list[_Item]:
     """Encode every batch item before the first paid call, so bad input costs nothing."""
     image = canvas.check_image(image)
     batch, height, width, _ = image.shape
@@ -73,7 +73,7 @@ def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcPa
         for b in range(batch):
             arr, notes = _fit_input(imagecodec.image_to_uint8(image[b:b + 1])[0], config)
             data, sent = _encode(arr, image_format, config, notes)
-            source = canvas.build_canvas(image[b:b + 1], placement)
+            source = canvas.build_canvas(image[b:b + 1], placement) if keep_original else None
             item_mask, _ = canvas.build_mask(placement, 1, seam, dtype=torch.float32, device=image.device)
             items.append(_Item([data], (sent.shape[1], sent.shape[0]), source, item_mask, notes))
         return items
@@ -107,7 +107,7 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
         raise InputError(f"concurrency is {options.concurrency}; use 1 to 16")
     if options.timeout_s <= 0:
         raise InputError("timeout_s must be positive")
-    items = prepare_items(image, mask, params, config, options.image_format)
+    items = prepare_items(image, mask, params, config, options.image_format, options.keep_original)
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
     control = http.RunControl(options.timeout_s, VENDOR)
     session = http.new_session()
