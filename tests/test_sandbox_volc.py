@@ -881,8 +881,8 @@ def test_stop_cuts_a_slow_answer_short():
             session.trust_env = False
             try:
                 outcome.append(signed_post(session, sandbox, form()).status_code)
-            except requests.exceptions.ConnectionError:
-                outcome.append("closed")
+            except requests.RequestException as exc:  # how the cut shows depends on timing: any is fine
+                outcome.append(type(exc).__name__)
 
     thread = threading.Thread(target=call)
     thread.start()
