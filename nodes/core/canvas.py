@@ -88,7 +88,8 @@ def _source_index(length: int, offset: int, size: int, mode: str, device) -> tor
 
 
 def _padded_strips(canvas: torch.Tensor, p: Placement) -> list[torch.Tensor]:
-    """Views of the canvas outside the placed image: full-width top and bottom, then left and right."""
+    """Views of a canvas ([B,H,W,C] or a mask [B,H,W]) outside the placed image: full-width top
+    and bottom strips, then left and right."""
     y2, x2 = p.y + p.height, p.x + p.width
     return [v for v in (canvas[:, :p.y], canvas[:, y2:], canvas[:, p.y:y2, :p.x], canvas[:, p.y:y2, x2:])
             if v.numel()]
@@ -198,7 +199,9 @@ def build_mask(placement: Placement, batch: int, feathering: int = 0, overlap: i
     ramps = [feather_values(_seam_distance(n, before, after), band.feathering, band.overlap, curve)
              .to(device=device, dtype=dtype)
              for n, before, after in ((p.height, p.top, p.bottom), (p.width, p.left, p.right))]
-    mask = torch.ones((batch, p.canvas_height, p.canvas_width), dtype=dtype, device=device)
+    mask = torch.empty((batch, p.canvas_height, p.canvas_width), dtype=dtype, device=device)
+    for strip in _padded_strips(mask[:1], p):  # each pixel written once: 1 around, ramps inside
+        strip.fill_(1)
     torch.maximum(ramps[0][:, None], ramps[1][None, :], out=mask[0, p.y:p.y + p.height, p.x:p.x + p.width])
     mask[1:] = mask[0]
     return mask, band
