@@ -237,3 +237,68 @@ def volc_ratio_output(width: int, height: int, left: float, top: float, right: f
     Returns the canvas placement and the expected output size."""
     placement = pad_fractions(width, height, left, top, right, bottom)
     return placement, fit_within(placement.canvas_width, placement.canvas_height, max_width, max_height)
+
+
+# ---- DashScope image-out-painting (spec B.2/B.3) -------------------------------------------------
+
+DASHSCOPE_MODES = ("scale", "output_ratio", "offsets", "rotate_only")
+DASHSCOPE_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
+DASHSCOPE_MIN_SIDE, DASHSCOPE_MAX_SIDE = 512, 4096
+
+
+def rotated_size(width: int, height: int, angle: float) -> tuple[int, int]:
+    """Bounding box of the image rotated by `angle` degrees (counter-clockwise), sized exactly as
+    Pillow's rotate(expand=True) does (the sandbox rotates with Pillow): the inverse map of the
+    corners, with cos/sin rounded to 15 digits, then ceil(max) - floor(min); quarter turns are
+    exact transposes (Pillow's fast path)."""
+    if angle % 90 == 0:
+        return (height, width) if angle % 180 else (width, height)
+    a = -math.radians(angle)
+    cos, sin = round(math.cos(a), 15), round(math.sin(a), 15)
+    cx, cy = width / 2, height / 2
+    # translation of the inverse rotation about the centre (the same floating-point steps)
+    tx, ty = cos * -cx + sin * -cy + cx, -sin * -cx + cos * -cy + cy
+    xs = [cos * x + sin * y + tx for x, y in ((0, 0), (width, 0), (width, height), (0, height))]
+    ys = [-sin * x + cos * y + ty for x, y in ((0, 0), (width, 0), (width, height), (0, height))]
+    return math.ceil(max(xs)) - math.floor(min(xs)), math.ceil(max(ys)) - math.floor(min(ys))
+
+
+def dashscope_input_scale(width: int, height: int) -> float:
+    """Factor that brings an image inside DashScope's 512..4096 px per side (1.0 if already inside)."""
+    low, high = DASHSCOPE_MIN_SIDE / min(width, height), DASHSCOPE_MAX_SIDE / max(width, height)
+    if low > high:
+        raise InputError(f"a {width}x{height} image cannot be scaled so that both sides are within "
+                         f"{DASHSCOPE_MIN_SIDE}-{DASHSCOPE_MAX_SIDE} px (aspect ratio over 8:1)")
+    return min(max(1.0, low), high)
+
+
+def dashscope_plan(width: int, height: int, mode: str, *, angle: int = 0, output_ratio: str = "1:1",
+                   x_scale: float = 1.0, y_scale: float = 1.0, left: int = 0, top: int = 0, right: int = 0,
+                   bottom: int = 0) -> Placement:
+    """Where the (rotated) image lands in DashScope's output, by the documented priority rules:
+    rotation first (bounding box of the rotated image), then exactly one expansion mode.
+    Offsets are in the pixels of the image as sent. Ratio/rotation rounding is UNCONFIRMED:
+    callers map onto the size the vendor actually returns."""
+    if not 0 <= angle <= 359:
+        raise InputError(f"angle is {angle}; DashScope accepts 0 to 359 degrees (counter-clockwise)")
+    if angle in (90, 180, 270):
+        raise InputError(f"angle {angle}: DashScope does not take quarter turns; rotate the image with a "
+                         "ComfyUI node first (exact, free) or pick another angle")
+    rw, rh = rotated_size(width, height, angle)
+    if mode == "rotate_only":
+        return pad_pixels(rw, rh, 0, 0, 0, 0)
+    if mode == "output_ratio":
+        if output_ratio not in DASHSCOPE_RATIOS:
+            raise InputError(f"output_ratio {output_ratio!r}: DashScope accepts {', '.join(DASHSCOPE_RATIOS)}")
+        return pad_aspect(rw, rh, output_ratio)
+    if mode == "scale":
+        for name, value in (("x_scale", x_scale), ("y_scale", y_scale)):
+            if not 1.0 <= value <= 3.0:
+                raise InputError(f"{name} is {value}; DashScope accepts 1.0 to 3.0")
+        return pad_scale(rw, rh, x_scale, y_scale)
+    if mode == "offsets":
+        if left + right >= 3 * width or top + bottom >= 3 * height:
+            raise InputError(f"offsets too large for a {width}x{height} image: DashScope needs left+right < "
+                             f"{3 * width} and top+bottom < {3 * height} (3x the side)")
+        return pad_pixels(rw, rh, left, top, right, bottom)
+    raise InputError(f"unknown DashScope mode {mode!r}; use one of: {', '.join(DASHSCOPE_MODES)}")
