@@ -13,6 +13,7 @@ Rules (DESIGN.md "Billing safety"):
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import threading
 import time
@@ -118,14 +119,19 @@ def _not_sent(exc: requests.RequestException) -> bool:
 
 def send(session: requests.Session, method: str, url: str, *, control: RunControl, billable: bool,
          classify: Callable[[requests.Response], VendorError | None],
-         prepare: Callable[[], dict] | None = None, headers: dict | None = None, data: bytes | None = None,
+         prepare: Callable[[], dict] | None = None, headers: dict | None = None, data=None,
+         json_body: dict | None = None, files: dict | None = None,
          connect_timeout: float = 10.0, read_timeout: float = 60.0, backoff: Backoff = Backoff(),
          on_wait: Callable[[str], None] | None = None, stream: bool = False) -> requests.Response:
     """Send with the retry rules above. `prepare()` returns fresh headers per attempt (signing).
 
     `classify(response)` returns None for success or the VendorError it means (retryable or not).
+    `json_body` is serialised once (compact UTF-8), so every attempt sends the same bytes.
     """
     vendor = control.vendor
+    if json_body is not None:
+        data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        headers = {"Content-Type": "application/json", **(headers or {})}
     attempt = 0
     while True:
         control.check("sending the request")
@@ -133,8 +139,8 @@ def send(session: requests.Session, method: str, url: str, *, control: RunContro
         request_headers = {**(headers or {}), **(prepare() if prepare else {})}
         timeout = (connect_timeout, max(1.0, min(read_timeout, control.remaining())))
         try:
-            response = session.request(method, url, headers=request_headers, data=data, timeout=timeout,
-                                       stream=stream)
+            response = session.request(method, url, headers=request_headers, data=data, files=files,
+                                       timeout=timeout, stream=stream)
         except requests.RequestException as exc:
             if _not_sent(exc):
                 error = VendorError(vendor, "ConnectionFailed", f"could not connect to {urlsplit(url).netloc} "

@@ -5,7 +5,6 @@ decode -> optional paste-back -> IMAGE batch (item-major), MASK of the generated
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -13,16 +12,8 @@ import torch
 from . import canvas, composite, geometry, http, imagecodec
 from .credentials import VolcCredentials
 from .errors import InputError, ItemError, VendorError
+from .runner import RunHooks, run_batch
 from .volc import VENDOR, VolcClient, VolcConfig, VolcParams
-
-
-@dataclass
-class RunHooks:
-    """How a front end (ComfyUI node, CLI) watches a run; every hook is optional."""
-
-    poll: Callable[[], None] = lambda: None  # may raise to interrupt (ComfyUI's interrupt)
-    status: Callable[[str], None] = lambda text: None
-    progress: Callable[[int, int], None] = lambda done, total: None
 
 
 @dataclass
@@ -112,45 +103,21 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
     control = http.RunControl(options.timeout_s, VENDOR)
     session = http.new_session()
     client = VolcClient(credentials, session, control, config)
-    states: dict[int, str] = {}
 
-    def job(index: int):
+    def job(index: int, report):
         i, v = jobs[index]
-        states[index] = "sending"
-        result = client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)),
-                                 on_wait=lambda text: states.__setitem__(index, text))
-        states[index] = "done"
-        return result
-
-    def poll():
-        hooks.poll()
-        snapshot = list(states.values())  # workers update states while we read
-        running = [s for s in snapshot if s != "done"]
-        done = len(snapshot) - len(running)
-        text = f"Volcengine: {done}/{len(jobs)} done, {len(running)} running, {control.elapsed():.0f} s"
-        waits = sorted({s for s in running if s != "sending"})
-        hooks.status(text + ("\n" + "\n".join(waits) if waits else ""))
-
-    finished = 0
-
-    def on_done(index, _result):
-        nonlocal finished
-        finished += 1
-        hooks.progress(finished, len(jobs))
+        return client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)), on_wait=report)
 
     def label(index: int) -> str:
         i, v = jobs[index]
         return f"image {i + 1}" + (f" variant {v + 1}" if options.variants > 1 else "")
 
-    hooks.progress(0, len(jobs))
     try:
-        results = http.run_jobs([lambda k=k: job(k) for k in range(len(jobs))], control=control,
-                                max_workers=options.concurrency, poll=poll, on_done=on_done)
-    except (VendorError, imagecodec.DecodeError) as exc:
-        raise ItemError(label(getattr(exc, "job_index", 0)), exc) from exc
+        results = run_batch([lambda report, k=k: job(k, report) for k in range(len(jobs))],
+                            [label(k) for k in range(len(jobs))], control=control,
+                            concurrency=options.concurrency, hooks=hooks)
     finally:
         session.close()
-    hooks.status(f"Volcengine: {len(jobs)}/{len(jobs)} done in {control.elapsed():.1f} s")
     return assemble(items, jobs, results, params, options, canvas_mode, label)
 
 
