@@ -58,3 +58,27 @@ def test_unreadable_store_does_not_leak_its_content(tmp_path):
     with pytest.raises(ConfigError) as err:
         cred.volc_credentials({}, store_path=store, home=tmp_path)
     assert "TOPSECRET" not in str(err.value)
+
+
+def test_dashscope_key_sources(tmp_path):
+    c = cred.dashscope_credentials({"DASHSCOPE_API_KEY": "sk-env ", "DASHSCOPE_WORKSPACE_ID": "ws1"}, home=tmp_path)
+    assert (c.source, c.api_key, c.workspace, c.base_url) == \
+        ("env", "sk-env", "ws1", "https://dashscope.aliyuncs.com/api/v1")
+    assert "sk-env" not in repr(c)
+    store = tmp_path / "s.json"
+    store.write_text('{"dashscope": {"api_key": "sk-store", "base_url": "http://127.0.0.1:1/api/v1/"}}')
+    c = cred.dashscope_credentials({}, store_path=store, home=tmp_path)
+    assert (c.source, c.base_url) == ("store", "http://127.0.0.1:1/api/v1")
+    (tmp_path / ".dashscope").mkdir()
+    (tmp_path / ".dashscope" / "api_key").write_text("sk-file\n")
+    assert cred.dashscope_credentials({}, home=tmp_path).api_key == "sk-file"
+    other = tmp_path / "k"
+    other.write_text("sk-other")
+    assert cred.dashscope_credentials({"DASHSCOPE_API_KEY_FILE_PATH": str(other)}, home=tmp_path).api_key == "sk-other"
+    assert cred.dashscope_credentials({"DASHSCOPE_HTTP_BASE_URL": "http://x/api/v1", "DASHSCOPE_API_KEY": "k"},
+                                      home=tmp_path).base_url == "http://x/api/v1"
+
+
+def test_dashscope_nothing_configured_mentions_the_region(tmp_path):
+    with pytest.raises(ConfigError, match="Beijing"):
+        cred.dashscope_credentials({}, home=tmp_path)

@@ -36,3 +36,12 @@ def volc_credentials(backend: str, env=os.environ, store_path=None) -> credentia
         return credentials.VolcCredentials("aksk", "sandbox", sandbox.url, sandbox.volc_access_key,
                                            sandbox.volc_secret_key)
     raise InputError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
+
+
+def dashscope_credentials(backend: str, env=os.environ, store_path=None) -> credentials.DashScopeCredentials:
+    if backend == "cloud":
+        return credentials.dashscope_credentials(env, store_path)
+    if backend == "sandbox":
+        sandbox = shared_sandbox()
+        return credentials.DashScopeCredentials("sandbox", f"{sandbox.url}/api/v1", sandbox.dashscope_api_key)
+    raise InputError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")

@@ -40,3 +40,25 @@ def paste_back(generated: torch.Tensor, source: torch.Tensor, mask: torch.Tensor
     box = (slice(None), slice(y0, y1), slice(x0, x1))
     generated[box] = torch.lerp(source[box].to(generated.dtype), generated[box], m[box][..., None])
     return generated, m
+
+
+def rotated_source(image: torch.Tensor, angle: float, width: int, height: int, seam: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The image rotated counter-clockwise (bounding box, as Pillow's rotate(expand=True)) and resized
+    to width x height, with the mask of what is *not* image (1 = generate), softened `seam` px into
+    the image so a paste-back blends instead of cutting."""
+    import numpy as np
+    from PIL import Image
+
+    from .imagecodec import image_to_uint8
+
+    rgb = Image.fromarray(image_to_uint8(image)[0])
+    alpha = Image.new("L", rgb.size, 255)
+    rgb = rgb.rotate(angle, resample=Image.BICUBIC, expand=True).resize((width, height), Image.BICUBIC)
+    alpha = alpha.rotate(angle, resample=Image.BILINEAR, expand=True).resize((width, height), Image.BILINEAR)
+    source = torch.from_numpy(np.array(rgb)).to(torch.float32).div_(255)[None]
+    mask = 1 - torch.from_numpy(np.array(alpha)).to(torch.float32).div_(255)[None, None]
+    if seam > 0:  # grow the generate area into the image, then soften the edge
+        k = 2 * seam + 1
+        mask = F.avg_pool2d(F.max_pool2d(mask, k, 1, seam), k, 1, seam, count_include_pad=False)
+    return source.to(image.device), mask[0].clamp(0, 1).to(image.device)

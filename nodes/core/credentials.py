@@ -100,3 +100,36 @@ def volc_credentials(env: Mapping[str, str] = os.environ, store_path: pathlib.Pa
     raise ConfigError("no Volcengine credentials: set VOLC_ACCESSKEY and VOLC_SECRETKEY (or VOLC_API_KEY with "
                       "VOLC_BASE_URL for a gateway), save them in the Cloud Outpaint settings, or put them in "
                       "~/.volc/credentials. To try the node without an account, choose backend = sandbox.")
+
+
+DASHSCOPE_DEFAULT_BASE = "https://dashscope.aliyuncs.com/api/v1"
+
+
+@dataclass(frozen=True)
+class DashScopeCredentials:
+    source: str  # "env" | "store" | "sdk-file" | "sandbox"
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    workspace: str = ""
+
+
+def dashscope_credentials(env: Mapping[str, str] = os.environ, store_path: pathlib.Path | None = None,
+                          home: pathlib.Path | None = None) -> DashScopeCredentials:
+    """DASHSCOPE_API_KEY, then the pack's store, then the SDK's key file (DASHSCOPE_API_KEY_FILE_PATH
+    or ~/.dashscope/api_key). Base URL: DASHSCOPE_HTTP_BASE_URL (the SDK's variable) or the store."""
+    stored = _store(store_path).get("dashscope", {})
+    workspace = env.get("DASHSCOPE_WORKSPACE_ID") or stored.get("workspace", "")
+    base = (env.get("DASHSCOPE_HTTP_BASE_URL") or stored.get("base_url") or DASHSCOPE_DEFAULT_BASE).rstrip("/")
+    if env.get("DASHSCOPE_API_KEY"):
+        return DashScopeCredentials("env", base, env["DASHSCOPE_API_KEY"].strip(), workspace)
+    if stored.get("api_key"):
+        return DashScopeCredentials("store", base, stored["api_key"], workspace)
+    key_file = pathlib.Path(env.get("DASHSCOPE_API_KEY_FILE_PATH") or
+                            (home or pathlib.Path.home()) / ".dashscope" / "api_key")
+    if key_file.is_file():
+        key = key_file.read_text(encoding="utf-8").strip()
+        if key:
+            return DashScopeCredentials("sdk-file", base, key, workspace)
+    raise ConfigError("no DashScope API key: set DASHSCOPE_API_KEY (a key of the China (Beijing) region: "
+                      "image-out-painting runs only there), save it in the Cloud Outpaint settings, or put it in "
+                      "~/.dashscope/api_key. To try the node without an account, choose backend = sandbox.")
