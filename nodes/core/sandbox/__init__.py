@@ -4,12 +4,14 @@
 volc.VolcEmulator (routes, fault kinds, settings in `_install_vendors`) and add it to the bases.
 """
 
+from .dashscope import DashScopeEmulator
 from .server import SandboxServer, serve_forever_cli
 from .volc import VolcEmulator
 
 
-class Sandbox(VolcEmulator, SandboxServer):
-    """Loopback emulator of the outpainting vendors; see SandboxServer and VolcEmulator."""
+class Sandbox(VolcEmulator, DashScopeEmulator, SandboxServer):
+    """Loopback emulator of the outpainting vendors; see SandboxServer, VolcEmulator and
+    DashScopeEmulator."""
 
 
 __all__ = ["Sandbox", "SandboxServer", "serve_forever_cli"]

@@ -49,6 +49,8 @@ class Route:
     prefix: bool
     vendor: str
     handler: Handler
+    generic_faults: bool = True  # takes the generic fault kinds (drop_before, http_5xx_plain, slow, ...)
+    action: str | None = None    # logged as the entry's action before the handler runs (handlers may refine)
 
     def matches(self, path: str) -> bool:
         return path.startswith(self.path) if self.prefix else path == self.path
@@ -249,12 +251,16 @@ class SandboxServer:
         self.faults.register(vendor, fault_kinds, check)
 
     def add_route(self, methods: str | Iterable[str], path: str, handler: Handler, *, vendor: str,
-                  prefix: bool = False) -> None:
+                  prefix: bool = False, generic_faults: bool = True, action: str | None = None) -> None:
         """Send `methods` on `path` (exact, or every path under it with prefix=True) to `handler`.
-        Exact routes win over prefixes, longer prefixes over shorter ones."""
+        Exact routes win over prefixes, longer prefixes over shorter ones. With generic_faults=False
+        the route never takes the generic fault kinds (faults.GENERIC_KINDS): they stay queued for
+        the vendor's next request on a route that does (e.g. a task's create call, not its polls).
+        `action` names the operation in the request log even when a fault answers before the handler."""
         methods = frozenset([methods] if isinstance(methods, str) else methods)
         with self._lock:
-            self._routes.append(Route(frozenset(m.upper() for m in methods), path, prefix, vendor, handler))
+            self._routes.append(Route(frozenset(m.upper() for m in methods), path, prefix, vendor, handler,
+                                      generic_faults, action))
             self._routes.sort(key=lambda r: (r.prefix, -len(r.path)))
 
     # ---- lifecycle -----------------------------------------------------------------------------
@@ -418,9 +424,12 @@ class SandboxServer:
             return False  # request line not complete in the first packet: no connection fault
         method, target = parts[0].decode("latin-1"), urlsplit(parts[1].decode("latin-1"))
         route, _ = self._match(method, target.path or "/")
-        if route is None or self.faults.take(route.vendor, CONNECTION_KINDS) is None:
+        if route is None or not route.generic_faults:
             return False
-        entry = self.log.open(method, target.path or "/", target.query, route.vendor, fault="drop_before")
+        if self.faults.take(route.vendor, CONNECTION_KINDS) is None:
+            return False
+        entry = self.log.open(method, target.path or "/", target.query, route.vendor, action=route.action,
+                              fault="drop_before")
         self._echo(entry)
         return True
 
@@ -428,7 +437,8 @@ class SandboxServer:
         target = urlsplit(handler.path)
         path, query = target.path or "/", target.query
         route, known = self._match(handler.command, path)
-        entry = self.log.open(handler.command, path, query, route.vendor if route else None)
+        entry = self.log.open(handler.command, path, query, route.vendor if route else None,
+                              action=route.action if route else None)
         try:
             body = _read_body(handler, self.max_body_bytes)
         except _BodyError as exc:
@@ -448,7 +458,7 @@ class SandboxServer:
         self._write(handler, entry, response)
 
     def _run(self, route: Route, request: SandboxRequest) -> SandboxResponse:
-        fault = self.faults.take(route.vendor, FRONT_KINDS)
+        fault = self.faults.take(route.vendor, FRONT_KINDS) if route.generic_faults else None
         if fault is not None:  # a proxy in front of the vendor answers; nothing reaches the vendor
             request.note(fault=fault.kind)
             p = fault.params
@@ -459,7 +469,7 @@ class SandboxServer:
         except Exception:  # a sandbox bug: answer 500 and keep it for the tests to see
             self._record_error(traceback.format_exc())
             return json_response(500, {"error": "sandbox internal error (see Sandbox.errors)"})
-        if request.entry.processed and request.entry.fault is None:
+        if route.generic_faults and request.entry.processed and request.entry.fault is None:
             fault = self.faults.take(route.vendor, AFTER_KINDS)
             if fault is not None:
                 request.note(fault=fault.kind)
