@@ -3,9 +3,10 @@
 from comfy_api.latest import ComfyExtension, io
 
 from .canvas_node import MaskCanvasBuilder
+from .dashscope_node import DashScopeOutpaint
 from .volc_node import VolcOutpaint
 
-NODES: list[type[io.ComfyNode]] = [MaskCanvasBuilder, VolcOutpaint]
+NODES: list[type[io.ComfyNode]] = [MaskCanvasBuilder, VolcOutpaint, DashScopeOutpaint]
 
 
 class CloudOutpaintExtension(ComfyExtension):

@@ -44,7 +44,8 @@ def sandbox():
 def comfy(tmp_path_factory, sandbox):
     # the cloud backend reaches the sandbox through the same variables a user sets
     env = {"VOLC_BASE_URL": sandbox.url, "VOLC_ACCESSKEY": sandbox.volc_access_key,
-           "VOLC_SECRETKEY": sandbox.volc_secret_key}
+           "VOLC_SECRETKEY": sandbox.volc_secret_key,
+           "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1", "DASHSCOPE_API_KEY": sandbox.dashscope_api_key}
     server = ComfyServer(tmp_path_factory.mktemp("comfyui"), env=env).start()
     for sample in (ROOT / "example_workflows").glob("*.png"):
         server.add_input(sample)
@@ -123,7 +124,8 @@ def test_mask_canvas_builder_end_to_end(comfy):
 
 
 def test_bad_widget_value_is_rejected_before_running(comfy, object_info):
-    prompt = workflows.ui_to_api(json.loads(EXAMPLES[0].read_text()), object_info)
+    prompt = workflows.ui_to_api(json.loads((ROOT / "example_workflows/mask_canvas_builder.json").read_text()),
+                                 object_info)
     node = next(n for n in prompt.values() if n["class_type"] == "MaskCanvasBuilder")
     node["inputs"].update(expand_mode="aspect_ratio", aspect_ratio="wide")
     status, body = comfy.post("/prompt", {"prompt": prompt})
