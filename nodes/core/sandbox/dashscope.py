@@ -288,7 +288,8 @@ class DashScopeEmulator:
         self._ds_policy_rate = _Window()
         self.register_vendor(VENDOR, FAULT_KINDS, _check_fault)
         self.add_route("POST", CREATE_PATH, self._ds_create, vendor=VENDOR, action="create")
-        self.add_route(("GET", "POST"), TASKS_PREFIX, self._ds_task_route, vendor=VENDOR, prefix=True)
+        self.add_route(("GET", "POST"), TASKS_PREFIX, self._ds_task_route, vendor=VENDOR, prefix=True,
+                       generic_faults=False)
         self.add_route("GET", UPLOADS_PATH, self._ds_get_policy, vendor=VENDOR, generic_faults=False)
         self.add_route("POST", OSS_PATH, self._ds_upload, vendor=VENDOR, generic_faults=False)
 
