@@ -152,12 +152,14 @@ def bench_dashscope(quick: bool) -> None:
     succeeded = create.time + timedelta(seconds=pending + running)
     print(f"polls: {polls} (goal <= 15); SUCCEEDED -> node returned: {(returned - succeeded).total_seconds():.2f} s "
           "(goal <= 1.5 s; includes the download and paste-back)")
-    print(f"schedule arithmetic for other task lengths (first poll {config.poll_first} s, x{config.poll_growth}, "
-          f"capped at {config.poll_cap} s):")
-    for length in (5, 10, 20, 30, 45, 60, 120):
-        t, n, delays = 0.0, 0, config.poll_delays()
+    print(f"schedule arithmetic for other task lengths (first poll {config.poll_first} s, backing off x"
+          f"{config.poll_growth} to {config.poll_cap} s, every {config.poll_near} s from 0.8x to 1.5x the expected "
+          f"{config.expected_s:g} s; the expectation then follows observed tasks):")
+    for length in (5, 10, 20, 26, 30, 37, 45, 60, 120):
+        t, n, backoff = 0.0, 0, config.poll_first
         while t < length:
-            t += next(delays)
+            t += config.next_poll(t, backoff, config.expected_s)
+            backoff = min(config.poll_cap, backoff * config.poll_growth)
             n += 1
         print(f"  {length:>4} s task: {n:>3} polls, seen {t - length:.2f} s after it finished")
 

@@ -16,7 +16,8 @@ run_mod = module("nodes.core.dashscope_run")
 geometry = module("nodes.core.geometry")
 errors = module("nodes.core.errors")
 DashScopeCredentials = module("nodes.core.credentials").DashScopeCredentials
-FAST = ds.DashScopeConfig(poll_first=0.05, poll_growth=1.5, poll_cap=0.2, creates_per_second=50)
+FAST = ds.DashScopeConfig(poll_first=0.05, poll_growth=1.5, poll_cap=0.2, poll_near=0.05, expected_s=0.3,
+                          creates_per_second=50)
 
 
 @pytest.fixture
@@ -236,10 +237,38 @@ def test_bad_input_costs_nothing(sb, image, params, match):
     assert sb.requests() == []
 
 
-def test_poll_schedule_is_fast_first_then_capped():
-    delays = ds.DashScopeConfig().poll_delays()
-    first = [next(delays) for _ in range(8)]
-    assert first[0] == 0.5 and first == sorted(first) and max(first) == 2.5
+def schedule(config, length, expected):
+    """(polls, seconds between the task finishing and the poll that sees it) for a task of `length` s."""
+    t, n, backoff = 0.0, 0, config.poll_first
+    while t < length:
+        t += config.next_poll(t, backoff, expected)
+        backoff = min(config.poll_cap, backoff * config.poll_growth)
+        n += 1
+    return n, t - length
+
+
+def test_poll_schedule_is_fast_first_sparse_then_dense_near_the_expected_time():
+    config = ds.DashScopeConfig()
+    assert config.next_poll(0.0, config.poll_first, 25) == 0.5  # a bad input fails within a second
+    polls, lag = schedule(config, 30, 25)
+    assert polls <= 15 and lag <= config.poll_near
+    for length in (20, 22, 26, 33, 37):  # anywhere in the dense window: seen within poll_near
+        assert schedule(config, length, 25)[1] <= config.poll_near + 1e-9
+    assert schedule(config, 600, 25)[0] < 600 / 4  # a very long task is polled at most every poll_cap
+
+
+def test_task_durations_learn_from_what_was_seen():
+    before = ds.TaskDurations._estimate
+    try:
+        ds.TaskDurations._estimate = None
+        assert ds.TaskDurations.expected(25) == 25
+        ds.TaskDurations.observe(40)
+        ds.TaskDurations.observe(40)
+        assert ds.TaskDurations.expected(25) == 40
+        ds.TaskDurations.observe(10)
+        assert ds.TaskDurations.expected(25) == pytest.approx(31)
+    finally:
+        ds.TaskDurations._estimate = before
 
 
 def test_paste_back_leaves_the_vendor_watermark_visible(sb):

@@ -84,13 +84,13 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
         url = client.upload(item.payload, upload_name(index, fmt), on_wait=report)
         report("submitting")
         task_id, request_id = client.create(url, item.params, on_wait=report)
-    created = time.monotonic()
+    created = time.monotonic()  # for a resumed task: when we started watching it
 
     def on_state(state: str) -> None:
         report(f"task {task_id}: {state} {time.monotonic() - created:.0f} s")
 
     try:
-        answer, polls = client.wait(task_id, on_state, on_wait=report)
+        answer, polls = client.wait(task_id, on_state, on_wait=report, created=created)
     except (Cancelled, VendorError) as exc:
         outcome = client.cancel(task_id)  # interrupted or timed out: stop paying for it if we can
         if isinstance(exc, VendorError):
