@@ -162,7 +162,6 @@ def test_noise_only_in_new_area_and_seeded():
 
 
 def test_incoming_mask_merges_per_item():
-    image = rand_image(2, 10, 10)
     p = g.pad_pixels(10, 10, 4, 0, 0, 0)
     mask, _ = cv.build_mask(p, 2, 0)
     extra = torch.zeros((2, 10, 10))

@@ -1,7 +1,6 @@
 """How the pack loads: inside ComfyUI (V3 entry only), outside it (no comfy_api), and broken."""
 
 import asyncio
-import pathlib
 import subprocess
 import sys
 import textwrap

@@ -6,7 +6,6 @@ vendor would bill, so "never resent" is measured, not assumed.
 
 import json
 import socket
-import threading
 import time
 
 import pytest

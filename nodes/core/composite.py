@@ -21,6 +21,18 @@ def resize_mask(mask: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return resize_image(mask.unsqueeze(-1), width, height).squeeze(-1)
 
 
+def one_batch(images: list[torch.Tensor], masks: list[torch.Tensor], report: list[dict]
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate per-item results; an IMAGE batch has one size, so odd ones are resized to the first's
+    (and their report entry says so)."""
+    height, width = images[0].shape[1:3]
+    for k, (img, m) in enumerate(zip(images, masks)):
+        if img.shape[1:3] != (height, width):
+            images[k], masks[k] = resize_image(img, width, height), resize_mask(m, width, height)
+            report[k]["resized_to"] = f"{width}x{height} (to share the batch size)"
+    return torch.cat(images), torch.cat(masks)
+
+
 def paste_back(generated: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """generated [1,Ho,Wo,3]; source canvas [1,H,W,3] and mask [1,H,W] (1 = generate) in canvas space.
 

@@ -169,26 +169,15 @@ class CreateLimiter:
             control.sleep(slot - now, "waiting for a task-submission slot (2 per second)")
 
 
-def _json(response: requests.Response) -> dict | None:
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def classify(response: requests.Response) -> VendorError | None:
     """None for HTTP 200 with JSON; otherwise the VendorError the answer means."""
-    data = _json(response)
+    data = http.json_object(response)
     status = response.status_code
     retry_after = http.parse_retry_after(response.headers.get("Retry-After"))
     if status == 200 and data is not None:
         return None
     if data is None:
-        return VendorError(VENDOR, f"HTTP{status}" if status != 200 else "MalformedResponse",
-                           "the answer was not DashScope's JSON" + (" (a gateway/proxy page)" if status != 200 else ""),
-                           message=response.text[:200], http_status=status, retryable=status == 503,
-                           billed=False if status == 503 else None, retry_after=retry_after)
+        return http.not_json_error(VENDOR, response)
     code = str(data.get("code") or f"HTTP{status}")
     meaning, retryable = ERROR_CODES.get(code, ERROR_CODES.get(code.split(".")[0], ("DashScope returned an error",
                                                                                     False)))
@@ -257,7 +246,7 @@ class DashScopeClient:
     def _upload_policy(self, on_wait) -> dict:
         response = self._send("GET", f"{self.base}/uploads?action=getPolicy&model={MODEL}", billable=False,
                               headers=self._headers(), on_wait=on_wait)
-        answer = _json(response) or {}
+        answer = http.json_object(response) or {}
         policy = answer.get("data") or {}
         missing = [k for k in ("upload_host", "upload_dir", "policy", "signature", "oss_access_key_id")
                    if not policy.get(k)]
@@ -275,7 +264,7 @@ class DashScopeClient:
         body = {"model": MODEL, "input": {"image_url": image_url}, "parameters": params.parameters()}
         response = self._send("POST", f"{self.base}{CREATE_PATH}", billable=True, headers=self._headers(**extra),
                               json_body=body, on_wait=on_wait)
-        data = _json(response) or {}
+        data = http.json_object(response) or {}
         task_id = (data.get("output") or {}).get("task_id")
         if not task_id:
             raise VendorError(VENDOR, "NoTaskId", "the vendor accepted the request but returned no task id",
@@ -286,7 +275,7 @@ class DashScopeClient:
         """One GET /tasks/{id} (idempotent: retried on network errors, 429 and 5xx)."""
         response = self._send("GET", f"{self.base}/tasks/{task_id}", billable=False, headers=self._headers(),
                               on_wait=on_wait)
-        return _json(response) or {}
+        return http.json_object(response) or {}
 
     def wait(self, task_id: str, on_state: Callable[[str], None] = lambda s: None, on_wait=None,
              created: float | None = None) -> tuple[dict, int]:
@@ -316,7 +305,7 @@ class DashScopeClient:
             return f"cancel request failed ({exc.__class__.__name__})"
         if response.status_code == 200:
             return "cancelled"
-        data = _json(response) or {}
+        data = http.json_object(response) or {}
         return f"not cancelled ({data.get('code') or response.status_code}: {data.get('message', '')})"
 
     def download(self, url: str, on_wait=None) -> bytes:

@@ -76,7 +76,6 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
 
 
 def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: str | None, report) -> TaskResult:
-    control = client.control
     if resume_id:
         task_id, request_id = resume_id, ""
     else:
@@ -187,11 +186,7 @@ def assemble(image: torch.Tensor, items: list[_Item], results: list[TaskResult],
         report.append(entry)
         images.append(out)
         masks.append(out_mask)
-    th, tw = images[0].shape[1:3]
-    for k, (img, m) in enumerate(zip(images, masks)):
-        if img.shape[1:3] != (th, tw):
-            images[k], masks[k] = composite.resize_image(img, tw, th), composite.resize_mask(m, tw, th)
-            report[k]["resized_to"] = f"{tw}x{th} (to share the batch size)"
+    images_out, masks_out = composite.one_batch(images, masks, report)
     info = {"vendor": VENDOR, "mode": params.mode, "angle": params.angle, "watermark": params.add_watermark,
             "keep_original": options.keep_original, "results": report}
-    return torch.cat(images), torch.cat(masks), json.dumps(info, ensure_ascii=False, indent=1)
+    return images_out, masks_out, json.dumps(info, ensure_ascii=False, indent=1)

@@ -98,6 +98,26 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+def json_object(response: requests.Response) -> dict | None:
+    """The body as a JSON object, or None (HTML error pages, cut-off bodies, arrays)."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def not_json_error(vendor: str, response: requests.Response) -> VendorError:
+    """An answer that is not the vendor's JSON: a proxy's page or a cut-off body. Only a 503 is
+    taken as 'not processed' (safe to resend); anything else may have been billed."""
+    status = response.status_code
+    return VendorError(vendor, f"HTTP{status}" if status != 200 else "MalformedResponse",
+                       f"the answer was not {vendor}'s JSON" + (" (a gateway/proxy error page)" if status != 200 else ""),
+                       message=response.text[:200], http_status=status, retryable=status == 503,
+                       billed=False if status == 503 else None,
+                       retry_after=parse_retry_after(response.headers.get("Retry-After")))
+
+
 def new_session() -> requests.Session:
     """One session per run: connection reuse within the run, proxies from the environment."""
     session = requests.Session()

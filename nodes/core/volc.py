@@ -173,26 +173,13 @@ def build_body(params: VolcParams, images_b64: list[str], config: VolcConfig) ->
     return body
 
 
-def _json(response: requests.Response) -> dict | None:
-    try:
-        data = response.json()
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def classify(response: requests.Response) -> VendorError | None:
     """None for a success; otherwise the VendorError this answer means."""
-    data = _json(response)
+    data = http.json_object(response)
     status = response.status_code
     retry_after = http.parse_retry_after(response.headers.get("Retry-After"))
     if data is None:
-        # a proxy's HTML page or a cut-off body: 503 before processing is safe to retry
-        return VendorError(VENDOR, f"HTTP{status}" if status != 200 else "MalformedResponse",
-                           "the answer was not the vendor's JSON" + (
-                               " (a gateway/proxy error page)" if status != 200 else ""),
-                           message=response.text[:200], http_status=status, retryable=status == 503,
-                           billed=False if status == 503 else None, retry_after=retry_after)
+        return http.not_json_error(VENDOR, response)
     meta = data.get("ResponseMetadata") or {}
     gateway = meta.get("Error") if isinstance(meta, dict) else None
     if gateway:
@@ -243,7 +230,7 @@ class VolcClient:
                              classify=classify, prepare=self._headers(body), data=body,
                              connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
                              on_wait=on_wait)
-        data = _json(response) or {}
+        data = http.json_object(response) or {}
         request_id = data.get("request_id", "")
         result = data.get("data") or {}
         try:

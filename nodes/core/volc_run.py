@@ -149,11 +149,7 @@ def assemble(items, jobs, results, params: VolcParams, options: RunOptions, canv
         report.append(entry)
         images.append(out)
         masks.append(out_mask)
-    height, width = images[0].shape[1:3]
-    for k, (img, m) in enumerate(zip(images, masks)):
-        if img.shape[1:3] != (height, width):  # an IMAGE batch needs one size
-            images[k], masks[k] = composite.resize_image(img, width, height), composite.resize_mask(m, width, height)
-            report[k]["resized_to"] = f"{width}x{height} (to share the batch size)"
+    images_out, masks_out = composite.one_batch(images, masks, report)
     info = {"vendor": VENDOR, "mode": "canvas" if canvas_mode else "ratio", "keep_original": options.keep_original,
             "results": report}
-    return torch.cat(images), torch.cat(masks), json.dumps(info, ensure_ascii=False, indent=1)
+    return images_out, masks_out, json.dumps(info, ensure_ascii=False, indent=1)
