@@ -199,3 +199,29 @@ def test_interrupt_stops_a_waiting_cloud_node_within_a_second(comfy, object_info
         assert took < 1.5
     finally:
         sandbox.latency = 0
+
+
+def test_interrupt_cancels_a_waiting_dashscope_task(comfy, object_info, sandbox):
+    prompt = workflows.ui_to_api(json.loads((ROOT / "example_workflows/dashscope_outpaint.json").read_text()),
+                                 object_info)
+    next(n for n in prompt.values() if n["class_type"] == "DashScopeOutpaint")["inputs"]["x_scale"] = 1.25
+    sandbox.inject("dashscope", "stuck")
+    creates_before = len(sandbox.requests("dashscope", action="create"))
+    cancels_before = len(sandbox.requests("dashscope", action="cancel"))
+    status, body = comfy.post("/prompt", {"prompt": prompt})
+    assert status == 200
+    deadline = time.monotonic() + 30
+    while len(sandbox.requests("dashscope", action="create")) == creates_before:
+        assert time.monotonic() < deadline, "the task was never created"
+        time.sleep(0.1)
+    interrupted_at = time.monotonic()
+    comfy.post("/interrupt", {})
+    while body["prompt_id"] not in comfy.get(f"/history/{body['prompt_id']}"):
+        assert time.monotonic() - interrupted_at < 5
+        time.sleep(0.05)
+    took = time.monotonic() - interrupted_at
+    events = [e for e, _ in comfy.get(f"/history/{body['prompt_id']}")[body["prompt_id"]]["status"]["messages"]]
+    assert "execution_interrupted" in events and took < 1.5
+    while len(sandbox.requests("dashscope", action="cancel")) == cancels_before:
+        assert time.monotonic() - interrupted_at < 5, "the vendor task was not cancelled"
+        time.sleep(0.05)
