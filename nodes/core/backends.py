@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 
-from . import credentials
+from . import credential_store, credentials
 from .errors import InputError
 
 BACKENDS = ("cloud", "sandbox")
@@ -29,8 +29,10 @@ def shared_sandbox():
 
 
 def volc_credentials(backend: str, env=os.environ, store_path=None) -> credentials.VolcCredentials:
+    """`store_path` None = the pack's store (credential_store.default_path(): ComfyUI's user directory
+    inside ComfyUI, else $CLOUD_OUTPAINT_STORE or ~/.config/cloud-outpaint/credentials.json)."""
     if backend == "cloud":
-        return credentials.volc_credentials(env, store_path)
+        return credentials.volc_credentials(env, store_path or credential_store.default_path(env))
     if backend == "sandbox":
         sandbox = shared_sandbox()
         return credentials.VolcCredentials("aksk", "sandbox", sandbox.url, sandbox.volc_access_key,
@@ -40,7 +42,7 @@ def volc_credentials(backend: str, env=os.environ, store_path=None) -> credentia
 
 def dashscope_credentials(backend: str, env=os.environ, store_path=None) -> credentials.DashScopeCredentials:
     if backend == "cloud":
-        return credentials.dashscope_credentials(env, store_path)
+        return credentials.dashscope_credentials(env, store_path or credential_store.default_path(env))
     if backend == "sandbox":
         sandbox = shared_sandbox()
         return credentials.DashScopeCredentials("sandbox", f"{sandbox.url}/api/v1", sandbox.dashscope_api_key)

@@ -37,9 +37,13 @@ def _store(store_path: pathlib.Path | None) -> dict:
     if store_path is None or not store_path.exists():
         return {}
     try:
-        return json.loads(store_path.read_text(encoding="utf-8"))
+        data = json.loads(store_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"the credential store {store_path} cannot be read: {exc.__class__.__name__}") from None
+    if not isinstance(data, dict) or any(not isinstance(data.get(v, {}), dict) for v in ("volc", "dashscope")):
+        raise ConfigError(f"the credential store {store_path} does not have the expected shape; clear it in the "
+                          "Cloud Outpaint settings or delete the file")
+    return data
 
 
 def _volc_sdk_files(home: pathlib.Path) -> tuple[str, str] | None:

@@ -1,0 +1,109 @@
+"""Geometry preview for the frontend: where the image lands for a node's current widget values.
+
+Computed with geometry.py (the same calls the nodes make), from string values as they arrive in a
+query string. Defaults are the nodes' widget defaults (tests/test_routes.py checks they agree).
+Bad values give {"error": <the InputError text>} with the numbers null, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+from . import geometry, volc
+from .dashscope import DashScopeParams
+from .errors import InputError
+
+KEYS = ("canvas_width", "canvas_height", "x", "y", "width", "height", "output_width", "output_height")
+MAX_INPUT_SIDE = 1 << 16
+
+# widget -> (type, default), per node
+WIDGETS: dict[str, dict[str, tuple[type, object]]] = {
+    "MaskCanvasBuilder": {
+        "expand_mode": (str, "pixels"),
+        **{side: (int, 0) for side in ("left", "top", "right", "bottom")},
+        **{f"fraction_{side}": (float, 0.1) for side in ("left", "top", "right", "bottom")},
+        "x_scale": (float, 1.5), "y_scale": (float, 1.5), "aspect_ratio": (str, "16:9"),
+        "target_width": (int, 1024), "target_height": (int, 1024), "anchor": (str, "center"),
+        "multiple_of": (int, 1),
+    },
+    "VolcOutpaint": {
+        **{side: (float, 0.1) for side in ("top", "bottom", "left", "right")},
+        "max_width": (int, 1920), "max_height": (int, 1920), "canvas_mode": (bool, False),
+    },
+    "DashScopeOutpaint": {
+        "mode": (str, "scale"), "angle": (int, 0), "output_ratio": (str, "16:9"),
+        "x_scale": (float, 1.5), "y_scale": (float, 1.5),
+        **{f"{side}_offset": (int, 0) for side in ("left", "right", "top", "bottom")},
+    },
+}
+
+
+def _parse(name: str, kind: type, text: str):
+    text = text.strip()
+    if kind is str:
+        return text
+    if kind is bool:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise InputError(f"{name} is {text[:40]!r}: use 1 or 0")
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(f"{name} is {text[:40]!r}, not a number") from None
+    if not math.isfinite(value):
+        raise InputError(f"{name} is {text[:40]!r}, not a finite number")
+    if kind is int:
+        if value != int(value):
+            raise InputError(f"{name} is {text[:40]}; it must be a whole number")
+        return int(value)
+    return value
+
+
+def _values(node: str, query: Mapping[str, str]) -> tuple[int, int, dict]:
+    sizes = []
+    for name in ("width", "height"):
+        if name not in query:
+            raise InputError(f"the image {name} is not known yet")
+        value = _parse(name, int, query[name])
+        if not 1 <= value <= MAX_INPUT_SIDE:
+            raise InputError(f"image {name} {value} must be 1 to {MAX_INPUT_SIDE} px")
+        sizes.append(value)
+    values = {name: _parse(name, kind, query[name]) if name in query else default
+              for name, (kind, default) in WIDGETS[node].items()}
+    return sizes[0], sizes[1], values
+
+
+def compute(node: str, query: Mapping[str, str]) -> dict:
+    """The preview of `node` for an input image of query width x height and the widget values in query."""
+    try:
+        if node not in WIDGETS:
+            raise InputError(f"no geometry preview for node {node!r}; known: {', '.join(WIDGETS)}")
+        width, height, v = _values(node, query)
+        if node == "MaskCanvasBuilder":
+            p = geometry.plan_expansion(
+                width, height, v["expand_mode"], left=v["left"], top=v["top"], right=v["right"],
+                bottom=v["bottom"], fraction_left=v["fraction_left"], fraction_top=v["fraction_top"],
+                fraction_right=v["fraction_right"], fraction_bottom=v["fraction_bottom"], x_scale=v["x_scale"],
+                y_scale=v["y_scale"], aspect_ratio=v["aspect_ratio"], target_width=v["target_width"],
+                target_height=v["target_height"], anchor=v["anchor"], multiple_of=v["multiple_of"])
+            output = (p.canvas_width, p.canvas_height)
+        elif node == "VolcOutpaint":
+            canvas_mode = v.pop("canvas_mode")
+            volc.VolcParams(**v).validate(canvas_mode)  # the node's own range checks
+            if canvas_mode:  # the input is already the canvas; the vendor fits it into max_w x max_h
+                output = geometry.fit_within(width, height, v["max_width"], v["max_height"])
+                p = geometry.Placement(output[0], output[1], 0, 0, output[0], output[1])
+            else:
+                placement, output = geometry.volc_ratio_output(width, height, v["left"], v["top"], v["right"],
+                                                               v["bottom"], v["max_width"], v["max_height"])
+                p = geometry.scale_placement(placement, *output)
+        else:
+            geometry.dashscope_input_scale(width, height)  # refuses images that cannot be sent at all
+            p = DashScopeParams(**v).plan(width, height)  # the user's values, in the user's pixels
+            output = (p.canvas_width, p.canvas_height)
+    except InputError as exc:
+        return {**dict.fromkeys(KEYS), "error": str(exc)}
+    return {**p.as_dict(), "output_width": output[0], "output_height": output[1], "error": None}

@@ -1,0 +1,183 @@
+"""The server-side credential store: owner-only atomic writes, merge rules, validation, and a
+status that tells where credentials come from without ever containing a secret."""
+
+import json
+import stat
+
+import pytest
+from pack import module
+
+store = module("nodes.core.credential_store")
+backends = module("nodes.core.backends")
+errors = module("nodes.core.errors")
+
+SECRET = "sk-VERYsecretVALUE-0123456789abcdef"
+ACCESS = "AKLTaccessKEYforTESTS0000000000wxyz"
+DS_KEY = "sk-dashscopeKEYforTESTS00000000qrst"
+
+
+def mode(path):
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_first_save_creates_an_owner_only_file_in_an_owner_only_directory(tmp_path):
+    path = tmp_path / "user" / "cloud_outpaint" / "credentials.json"
+    store.save(path, "volc", {"access_key": ACCESS, "secret_key": SECRET})
+    assert mode(path) == 0o600 and mode(path.parent) == 0o700
+    assert json.loads(path.read_text()) == {"volc": {"access_key": ACCESS, "secret_key": SECRET}}
+    assert [p.name for p in path.parent.iterdir()] == ["credentials.json"]  # no temp file left
+
+
+def test_existing_loose_permissions_are_tightened(tmp_path):
+    directory = tmp_path / "cloud_outpaint"
+    directory.mkdir(mode=0o755)
+    path = directory / "credentials.json"
+    path.write_text("{}")
+    path.chmod(0o644)
+    directory.chmod(0o755)
+    store.save(path, "dashscope", {"api_key": DS_KEY})
+    assert mode(path) == 0o600 and mode(directory) == 0o700
+
+
+def test_a_crash_while_writing_leaves_the_old_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "cloud_outpaint" / "credentials.json"
+    store.save(path, "volc", {"access_key": ACCESS, "secret_key": SECRET})
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(store.json, "dumps", boom)
+    with pytest.raises(RuntimeError):
+        store.save(path, "volc", {"secret_key": "other-secret-value"})
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+
+    monkeypatch.setattr(store.os, "replace", boom)  # fails after the temp file was written
+    with pytest.raises(RuntimeError):
+        store.save(path, "volc", {"secret_key": "other-secret-value"})
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["credentials.json"]
+
+
+def test_merge_non_empty_fields_replace_and_other_keys_are_kept(tmp_path):
+    path = tmp_path / "s.json"
+    store.save(path, "volc", {"access_key": ACCESS, "secret_key": SECRET, "base_url": "https://gw.example/x/"})
+    store.save(path, "dashscope", {"api_key": DS_KEY, "workspace": "ws-1"})
+    store.save(path, "volc", {"access_key": "AKLTnewACCESSkey000000000", "secret_key": "", "session_token": None})
+    data = store.load(path)
+    assert data["volc"] == {"access_key": "AKLTnewACCESSkey000000000", "secret_key": SECRET,
+                            "base_url": "https://gw.example/x"}
+    assert data["dashscope"] == {"api_key": DS_KEY, "workspace": "ws-1"}
+    store.clear(path, "volc")
+    assert store.load(path) == {"dashscope": {"api_key": DS_KEY, "workspace": "ws-1"}}
+    store.clear(path, "volc")  # clearing twice is fine
+    assert mode(path) == 0o600
+
+
+@pytest.mark.parametrize("vendor, fields, match", [
+    ("volc", {"password": "x"}, "unknown field"),
+    ("dashscope", {"secret_key": "x"}, "unknown field"),
+    ("volc", {"access_key": 12345}, "string"),
+    ("volc", {"secret_key": "abc\ndef"}, "line break"),
+    ("dashscope", {"api_key": "sk-" + "a" * 600}, "at most 512"),
+    ("dashscope", {"base_url": "ftp://example.com"}, "http"),
+    ("dashscope", {"base_url": "javascript:alert(1)"}, "http"),
+    ("volc", {"base_url": "https://?q=secretish"}, "http"),
+    ("volc", {"base_url": "https://gw.example/a b"}, "http"),
+    ("moon", {"api_key": "x"}, "vendor"),
+])
+def test_bad_fields_are_rejected_and_nothing_is_written(tmp_path, vendor, fields, match):
+    path = tmp_path / "s.json"
+    with pytest.raises(errors.InputError, match=match) as err:
+        store.save(path, vendor, fields)
+    assert not path.exists()
+    for value in fields.values():
+        if isinstance(value, str) and len(value) > 3:
+            assert value not in str(err.value)  # an error never quotes the value (it may be a secret)
+
+
+def test_a_damaged_store_is_reported_and_can_be_overwritten(tmp_path):
+    path = tmp_path / "s.json"
+    path.write_text('{"volc": {"secret_key": "' + SECRET)
+    with pytest.raises(errors.ConfigError) as err:
+        store.load(path)
+    assert SECRET not in str(err.value)
+    status = store.credential_status("volc", {}, path, tmp_path)
+    assert not status["configured"] and SECRET not in json.dumps(status)
+    store.save(path, "volc", {"access_key": ACCESS, "secret_key": SECRET})
+    assert store.credential_status("volc", {}, path, tmp_path)["source"] == "store"
+
+
+def _sdk_files(home):
+    (home / ".volc").mkdir()
+    (home / ".volc" / "credentials").write_text("[default]\naccess_key_id = AKLTsdkFILEkey00001111\n"
+                                                "secret_access_key = sdk-file-secret-value\n")
+    (home / ".dashscope").mkdir()
+    (home / ".dashscope" / "api_key").write_text("sk-sdkFILEdashscope-2222\n")
+
+
+def test_status_sources_env_beats_store_beats_sdk_file(tmp_path):
+    home, path = tmp_path / "home", tmp_path / "s.json"
+    home.mkdir()
+    assert store.credential_status("volc", {}, path, home) == {
+        "configured": False, "source": None, "kind": None, "hint": None, "base_url": None,
+        "problem": store.credential_status("volc", {}, path, home)["problem"], "stored_fields": []}
+    assert "VOLC_ACCESSKEY" in store.credential_status("volc", {}, path, home)["problem"]
+    assert "DASHSCOPE_API_KEY" in store.credential_status("dashscope", {}, path, home)["problem"]
+
+    _sdk_files(home)
+    volc = store.credential_status("volc", {}, path, home)
+    ds = store.credential_status("dashscope", {}, path, home)
+    assert (volc["source"], volc["kind"], volc["hint"]) == ("sdk-file", "aksk", "…1111")
+    assert (ds["source"], ds["hint"], ds["workspace"]) == ("sdk-file", "…2222", None)
+
+    store.save(path, "volc", {"access_key": ACCESS, "secret_key": SECRET})
+    store.save(path, "dashscope", {"api_key": DS_KEY, "workspace": "ws-9", "base_url": "http://127.0.0.1:9/api/v1"})
+    volc = store.credential_status("volc", {}, path, home)
+    ds = store.credential_status("dashscope", {}, path, home)
+    assert (volc["source"], volc["hint"], volc["base_url"]) == ("store", "…wxyz", "https://visual.volcengineapi.com")
+    assert volc["stored_fields"] == ["access_key", "secret_key"] and volc["problem"] is None
+    assert (ds["source"], ds["hint"], ds["workspace"], ds["base_url"]) == \
+        ("store", "…qrst", "ws-9", "http://127.0.0.1:9/api/v1")
+
+    env = {"VOLC_ACCESSKEY": "AKLTfromENVIRONMENT0000abcd", "VOLC_SECRETKEY": "env-secret-value",
+           "DASHSCOPE_API_KEY": "sk-fromENVIRONMENT-efgh"}
+    volc = store.credential_status("volc", env, path, home)
+    ds = store.credential_status("dashscope", env, path, home)
+    assert (volc["source"], volc["hint"]) == ("env", "…abcd") and (ds["source"], ds["hint"]) == ("env", "…efgh")
+    text = json.dumps([store.credential_status(v, e, path, home) for v in store.VENDORS for e in ({}, env)])
+    for secret in (SECRET, DS_KEY, "sdk-file-secret-value", "env-secret-value", "sk-fromENVIRONMENT-efgh",
+                   "sk-sdkFILEdashscope-2222"):
+        assert secret not in text
+
+
+def test_bearer_status_hints_the_api_key_and_short_keys_show_nothing(tmp_path):
+    path = tmp_path / "s.json"
+    store.save(path, "volc", {"api_key": "gateway-bearer-key-9876", "base_url": "https://gw.example/volcv/v1"})
+    status = store.credential_status("volc", {}, path, tmp_path)
+    assert (status["kind"], status["hint"], status["base_url"]) == ("bearer", "…9876", "https://gw.example/volcv/v1")
+    store.save(path, "dashscope", {"api_key": "short"})
+    assert store.credential_status("dashscope", {}, path, tmp_path)["hint"] == "…"
+
+
+def test_default_path_and_backends_read_the_store(tmp_path, monkeypatch):
+    for name in ("VOLC_ACCESSKEY", "VOLC_SECRETKEY", "VOLC_API_KEY", "VOLC_BASE_URL", "DASHSCOPE_API_KEY",
+                 "DASHSCOPE_API_KEY_FILE_PATH", "DASHSCOPE_HTTP_BASE_URL", store.ENV_VAR):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert store.default_path() == tmp_path / ".config" / "cloud-outpaint" / "credentials.json"
+    monkeypatch.setenv(store.ENV_VAR, str(tmp_path / "elsewhere.json"))
+    assert store.default_path() == tmp_path / "elsewhere.json"
+    store.save(store.default_path(), "dashscope", {"api_key": DS_KEY})
+    assert backends.dashscope_credentials("cloud").source == "store"
+    with pytest.raises(errors.ConfigError):
+        backends.volc_credentials("cloud")
+    monkeypatch.setattr(store, "_default_path", None)
+    store.set_default_path(store.path_in_user_dir(tmp_path / "comfy_user"))
+    try:  # what routes.install() does inside ComfyUI: the user directory wins over the environment
+        assert store.default_path() == tmp_path / "comfy_user" / "cloud_outpaint" / "credentials.json"
+        with pytest.raises(errors.ConfigError):
+            backends.dashscope_credentials("cloud")
+    finally:
+        store.set_default_path(None)
