@@ -164,6 +164,83 @@ def bench_dashscope(quick: bool) -> None:
         print(f"  {length:>4} s task: {n:>3} polls, seen {t - length:.2f} s after it finished")
 
 
+MEMORY_CHILD = """
+import resource, sys, json
+sys.path[:0] = [{tests!r}, {bench!r}]
+import torch
+from conftest import load_pack
+load_pack()
+from pack import module
+from run import photo_like
+volc, volc_run, creds = module("nodes.core.volc"), module("nodes.core.volc_run"), module("nodes.core.credentials")
+image = photo_like(2048).expand(4, -1, -1, -1).contiguous()
+c = creds.VolcCredentials("aksk", "bench", {url!r}, {ak!r}, {sk!r})
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out, mask, info = volc_run.run(image, None, volc.VolcParams(top=0, bottom=0, left=0.0001, right=0, max_width=4096,
+                               max_height=4096), c, volc_run.RunOptions(concurrency=4, timeout_s=300))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"input_mb": image.numel() * 4 / 2**20, "extra_peak_mb": (peak - base) / 1024}}))
+"""
+
+
+def bench_memory() -> None:
+    """Peak RSS added by a VolcOutpaint run over a 4x2048² batch (sandbox in this process, run in a child)."""
+    import json
+    import subprocess
+    sandbox_mod = module("nodes.core.sandbox")
+    print("\n== extra peak memory: VolcOutpaint round trip of a 4x2048x2048 batch (goal <= 3x the input) ==")
+    with sandbox_mod.Sandbox() as sb:
+        code = MEMORY_CHILD.format(tests=str(ROOT / "tests"), bench=str(ROOT / "bench"), url=sb.url,
+                                   ak=sb.volc_access_key, sk=sb.volc_secret_key)
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        print("failed:", done.stderr[-2000:])
+        return
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    ratio = figures["extra_peak_mb"] / figures["input_mb"]
+    print(f"input tensor {figures['input_mb']:.0f} MB; extra peak RSS {figures['extra_peak_mb']:.0f} MB "
+          f"= {ratio:.2f}x the input (output tensors included)")
+
+
+def bench_batch_plot(quick: bool) -> None:
+    """Wall time vs batch size at 1 s simulated latency, concurrency 4, drawn to bench/out/batch_scaling.png."""
+    from PIL import Image, ImageDraw
+    sandbox_mod, volc, volc_run = module("nodes.core.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
+    creds_mod = module("nodes.core.credentials")
+    sizes = (1, 2, 4, 8) if quick else (1, 2, 3, 4, 6, 8, 12)
+    print("\n== VolcOutpaint wall time vs batch size (1 s latency, concurrency 4) ==")
+    points = []
+    with sandbox_mod.Sandbox(latency=1.0) as sb:
+        creds = creds_mod.VolcCredentials("aksk", "bench", sb.url, sb.volc_access_key, sb.volc_secret_key)
+        small = photo_like(256)
+        for n in sizes:
+            t0 = time.perf_counter()
+            volc_run.run(small.expand(n, -1, -1, -1).contiguous(), None, volc.VolcParams(), creds,
+                         volc_run.RunOptions(concurrency=4, timeout_s=120))
+            points.append((n, time.perf_counter() - t0))
+            print(f"batch {n:>2}: {points[-1][1]:5.2f} s (ideal {-(-n // 4) * 1.0:.0f} s)")
+    w, h, pad = 480, 300, 40
+    img = Image.new("RGB", (w, h), "white")
+    d = ImageDraw.Draw(img)
+    top = max(t for _, t in points) * 1.1
+    xy = lambda n, t: (pad + (w - 2 * pad) * n / max(sizes), h - pad - (h - 2 * pad) * t / top)  # noqa: E731
+    d.line([xy(0, 0), xy(max(sizes), 0)], fill="black")
+    d.line([xy(0, 0), xy(0, top)], fill="black")
+    d.line([xy(n, -(-n // 4) * 1.0) for n in range(1, max(sizes) + 1)], fill=(160, 160, 160), width=2)
+    d.line([xy(n, t) for n, t in points], fill=(30, 90, 200), width=3)
+    for n, t in points:
+        x, y = xy(n, t)
+        d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=(30, 90, 200))
+    d.text((pad, 8), "VolcOutpaint wall time (s) vs batch size; grey = ideal, concurrency 4, 1 s latency",
+           fill="black")
+    for n in sizes:
+        d.text((xy(n, 0)[0] - 4, h - pad + 6), str(n), fill="black")
+    out = ROOT / "bench" / "out"
+    out.mkdir(exist_ok=True)
+    img.save(out / "batch_scaling.png")
+    print(f"plot: {out / 'batch_scaling.png'}")
+
+
 def _pillow_png(arr, level: int) -> bytes:
     import io
 
@@ -183,6 +260,8 @@ def main() -> None:
     for size in (2048,) if args.quick else (2048, 4096):
         bench_codec(size, args.quick)
     bench_volc(args.quick)
+    bench_batch_plot(args.quick)
+    bench_memory()
     bench_dashscope(args.quick)
 
 

@@ -21,16 +21,37 @@ def resize_mask(mask: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return resize_image(mask.unsqueeze(-1), width, height).squeeze(-1)
 
 
-def one_batch(images: list[torch.Tensor], masks: list[torch.Tensor], report: list[dict]
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate per-item results; an IMAGE batch has one size, so odd ones are resized to the first's
-    (and their report entry says so)."""
-    height, width = images[0].shape[1:3]
-    for k, (img, m) in enumerate(zip(images, masks)):
-        if img.shape[1:3] != (height, width):
-            images[k], masks[k] = resize_image(img, width, height), resize_mask(m, width, height)
-            report[k]["resized_to"] = f"{width}x{height} (to share the batch size)"
-    return torch.cat(images), torch.cat(masks)
+class BatchOutput:
+    """The run's IMAGE and MASK batches, allocated once at the first result's size and filled item by
+    item (no per-item list kept around, no concatenation copy). An item of another size is resized,
+    because an IMAGE batch has one size; its report entry says so."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self.images: torch.Tensor | None = None
+        self.masks: torch.Tensor | None = None
+
+    def put(self, index: int, image: torch.Tensor, mask: torch.Tensor, entry: dict) -> None:
+        if self.images is None:
+            _, height, width, channels = image.shape
+            self.images = image.new_empty((self.count, height, width, channels))
+            self.masks = mask.new_empty((self.count, height, width))
+        height, width = self.images.shape[1:3]
+        if image.shape[1:3] != (height, width):
+            image, mask = resize_image(image, width, height), resize_mask(mask, width, height)
+            entry["resized_to"] = f"{width}x{height} (to share the batch size)"
+        self.images[index] = image[0]
+        self.masks[index] = mask[0]
+
+
+def paste_original(generated: torch.Tensor, original: torch.Tensor, placement, mask: torch.Tensor) -> torch.Tensor:
+    """Blend `original` (any size: resized to the placement) into `generated` [1,Ho,Wo,3] in place,
+    inside the placement box, through `mask` [1,Ho,Wo] (1 = keep generated). Only the box is touched."""
+    p = placement
+    box = (slice(None), slice(p.y, p.y + p.height), slice(p.x, p.x + p.width))
+    source = resize_image(original.to(generated.device, generated.dtype), p.width, p.height)
+    generated[box] = torch.lerp(source, generated[box], mask[box][..., None].to(generated.dtype))
+    return generated
 
 
 def paste_back(generated: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,8 +29,9 @@ class RunOptions:
 class _Item:
     payload: list[bytes]
     sent_size: tuple[int, int]
-    source: torch.Tensor | None  # [1,H,W,3] canvas-space original for paste-back (None: not wanted)
-    mask: torch.Tensor  # [1,H,W] canvas-space, 1 = generate
+    original: torch.Tensor  # [1,H,W,3], a view of the input (no copy)
+    placement: geometry.Placement | None  # ratio mode: where the original lands on the vendor's canvas
+    mask: torch.Tensor | None  # canvas mode: [1,H,W], 1 = generate
     notes: list[str] = field(default_factory=list)
 
 
@@ -51,7 +52,7 @@ def _encode(arr, fmt: str, config: VolcConfig, notes: list[str]):
 
 
 def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, config: VolcConfig,
-                  image_format: str, keep_original: bool = True) -> list[_Item]:
+                  image_format: str) -> list[_Item]:
     """Encode every batch item before the first paid call, so bad input costs nothing."""
     image = canvas.check_image(image)
     batch, height, width, _ = image.shape
@@ -60,13 +61,10 @@ def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcPa
     items = []
     if mask is None:  # ratio mode: the vendor pads; we know where the original lands
         placement = geometry.pad_fractions(width, height, params.left, params.top, params.right, params.bottom)
-        seam = max(2, round(0.02 * min(width, height)))
         for b in range(batch):
             arr, notes = _fit_input(imagecodec.image_to_uint8(image[b:b + 1])[0], config)
             data, sent = _encode(arr, image_format, config, notes)
-            source = canvas.build_canvas(image[b:b + 1], placement) if keep_original else None
-            item_mask, _ = canvas.build_mask(placement, 1, seam, dtype=torch.float32, device=image.device)
-            items.append(_Item([data], (sent.shape[1], sent.shape[0]), source, item_mask, notes))
+            items.append(_Item([data], (sent.shape[1], sent.shape[0]), image[b:b + 1], placement, None, notes))
         return items
     masks, _ = canvas.check_mask(mask, batch, {"the image (the padded canvas)": (height, width)})
     invert = config.mask_white_means == "keep"
@@ -79,7 +77,7 @@ def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcPa
         data, sent = _encode(arr, image_format, config, notes)
         mask_u8 = imagecodec.resize_u8(imagecodec.mask_to_uint8(m)[0], sent.shape[1], sent.shape[0])
         mask_png = imagecodec.encode_png(255 - mask_u8 if invert else mask_u8)
-        items.append(_Item([data, mask_png], (sent.shape[1], sent.shape[0]), image[b:b + 1], m, notes))
+        items.append(_Item([data, mask_png], (sent.shape[1], sent.shape[0]), image[b:b + 1], None, m, notes))
     return items
 
 
@@ -98,7 +96,7 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
         raise InputError(f"concurrency is {options.concurrency}; use 1 to 16")
     if options.timeout_s <= 0:
         raise InputError("timeout_s must be positive")
-    items = prepare_items(image, mask, params, config, options.image_format, options.keep_original)
+    items = prepare_items(image, mask, params, config, options.image_format)
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
     control = http.RunControl(options.timeout_s, VENDOR)
     session = http.new_session()
@@ -123,7 +121,7 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
 
 def assemble(items, jobs, results, params: VolcParams, options: RunOptions, canvas_mode: bool,
              label) -> tuple[torch.Tensor, torch.Tensor, str]:
-    images, masks, report = [], [], []
+    batch, report = composite.BatchOutput(len(jobs)), []
     for index, ((i, v), result) in enumerate(zip(jobs, results)):
         try:
             generated = imagecodec.decode_image(result.image)
@@ -132,8 +130,14 @@ def assemble(items, jobs, results, params: VolcParams, options: RunOptions, canv
                                                       message=str(exc), request_id=result.request_id, billed=True))
         height, width = generated.shape[1:3]
         item = items[i]
-        if options.keep_original:
-            out, out_mask = composite.paste_back(generated, item.source.to(generated.device), item.mask)
+        if item.placement is not None:  # ratio mode: the original's box, mapped onto the real output size
+            box = geometry.scale_placement(item.placement, width, height)
+            seam = max(2, round(0.02 * min(box.width, box.height))) if options.keep_original else 0
+            out_mask, _ = canvas.build_mask(box, 1, seam, dtype=generated.dtype, device=generated.device)
+            out = composite.paste_original(generated, item.original, box, out_mask) if options.keep_original \
+                else generated
+        elif options.keep_original:
+            out, out_mask = composite.paste_back(generated, item.original.to(generated.device), item.mask)
         else:
             out, out_mask = generated, composite.resize_mask(item.mask, width, height)
         entry = {"image": i + 1, "variant": v + 1, "seed": _seed(params.seed, v), "request_id": result.request_id,
@@ -146,10 +150,8 @@ def assemble(items, jobs, results, params: VolcParams, options: RunOptions, canv
                 entry["note"] = f"expected {expected[0]}x{expected[1]} by the documented rule"
         if item.notes:
             entry["input_notes"] = item.notes
+        batch.put(index, out, out_mask, entry)
         report.append(entry)
-        images.append(out)
-        masks.append(out_mask)
-    images_out, masks_out = composite.one_batch(images, masks, report)
     info = {"vendor": VENDOR, "mode": "canvas" if canvas_mode else "ratio", "keep_original": options.keep_original,
             "results": report}
-    return images_out, masks_out, json.dumps(info, ensure_ascii=False, indent=1)
+    return batch.images, batch.masks, json.dumps(info, ensure_ascii=False, indent=1)
