@@ -134,4 +134,10 @@ class MaskCanvasBuilder(io.ComfyNode):
             out_mask = canvas.merge_mask(out_mask, mask, placement)
         color = canvas.parse_color(fill_color) if fill == "color" else (0.5, 0.5, 0.5)
         out_image = canvas.build_canvas(image, placement, fill, color, noise, seed)
-        return io.NodeOutput(out_image, out_mask, placement.x, placement.y, placement.width, placement.height)
+        return io.NodeOutput(out_image, out_mask, placement.x, placement.y, placement.width, placement.height,
+                             ui=input_size_ui(width, height))
+
+
+def input_size_ui(width: int, height: int) -> dict:
+    """UI payload for the frontend's geometry preview (web/js): the real input size of the last run."""
+    return {"cloud_outpaint_input": [{"width": int(width), "height": int(height)}]}

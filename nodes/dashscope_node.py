@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import comfy_bridge
+from .canvas_node import input_size_ui
 from .core import backends, dashscope, dashscope_run, geometry
 
 _OFFSET_TIP = "pixels added on the {} (mode = offsets), in this image's own pixels"
@@ -87,4 +88,5 @@ class DashScopeOutpaint(io.ComfyNode):
                                        progress=feedback.progress)
         images, masks, info = dashscope_run.run(image, params, backends.dashscope_credentials(backend), options,
                                                 dashscope.DashScopeConfig.from_env(), hooks)
-        return io.NodeOutput(images, masks, info)
+        # the real input size drives the geometry preview in web/js after a run
+        return io.NodeOutput(images, masks, info, ui=input_size_ui(image.shape[2], image.shape[1]))

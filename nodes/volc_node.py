@@ -5,6 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import comfy_bridge
+from .canvas_node import input_size_ui
 from .core import backends, volc, volc_run
 
 WATERMARKS = {"off": None, "bottom-right": 0, "bottom-left": 1, "top-left": 2, "top-right": 3}
@@ -99,4 +100,5 @@ class VolcOutpaint(io.ComfyNode):
                                   progress=feedback.progress)
         images, masks, info = volc_run.run(image, mask, params, backends.volc_credentials(backend), options,
                                            volc.VolcConfig.from_env(), hooks)
-        return io.NodeOutput(images, masks, info)
+        # the real input size drives the geometry preview in web/js after a run
+        return io.NodeOutput(images, masks, info, ui=input_size_ui(image.shape[2], image.shape[1]))
