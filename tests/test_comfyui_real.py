@@ -179,13 +179,21 @@ def test_example_loads_in_the_real_frontend(browser_page, comfy, object_info, pa
         live = page.evaluate("(id) => app.graph.getNodeById(id).serialize().widgets_values || []", node["id"])
         # the frontend may append widgets of its own (PreviewAny's text view); schema widgets come first
         assert live[:len(saved)] == saved, f"node {node['id']} ({node['type']}) widgets shifted"
-    prompt = page.evaluate("async () => (await app.graphToPrompt()).output")
+    frontend_prompt = page.evaluate("async () => (await app.graphToPrompt()).output")
+    prompt = json.loads(json.dumps(frontend_prompt))
     for node in prompt.values():  # compare what the server reads: inputs its schema declares
         node.pop("_meta", None)
         declared = {n for group in object_info[node["class_type"]]["input"].values() for n in group}
         node["inputs"] = {k: v for k, v in node["inputs"].items() if k in declared}
     assert prompt == workflows.ui_to_api(wf, object_info)
     page.screenshot(path=str(tmp_path / f"{path.stem}.png"))
+    # queue the frontend's own prompt (against the sandbox) and read the images back
+    entry = comfy.run_prompt(frontend_prompt)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    images = [img for out in entry["outputs"].values() for img in out.get("images", [])]
+    assert images
+    for image in images:
+        Image.open(io.BytesIO(comfy.view(image))).verify()
 
 
 def test_interrupt_stops_a_waiting_cloud_node_within_a_second(comfy, object_info, sandbox):
@@ -218,7 +226,7 @@ def test_interrupt_stops_a_waiting_cloud_node_within_a_second(comfy, object_info
 
 
 def test_interrupt_cancels_a_waiting_dashscope_task(comfy, object_info, sandbox):
-    prompt = workflows.ui_to_api(json.loads((ROOT / "example_workflows/dashscope_outpaint.json").read_text()),
+    prompt = workflows.ui_to_api(json.loads((ROOT / "example_workflows/dashscope_outpaint_ratio.json").read_text()),
                                  object_info)
     next(n for n in prompt.values() if n["class_type"] == "DashScopeOutpaint")["inputs"]["x_scale"] = 1.25
     sandbox.inject("dashscope", "stuck")
