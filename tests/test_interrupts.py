@@ -42,9 +42,9 @@ def run_ds(sb, hooks):
 
 
 @pytest.mark.parametrize("vendor,fault,params,wait", [
-    ("volc", "slow", {"seconds": 10}, "request in flight"),
+    ("volc", "slow", {"seconds": 3}, "request in flight"),
     ("volc", "throttle", {"retry_after": "30"}, "backoff sleep"),
-    ("dashscope", "slow", {"seconds": 10}, "create in flight"),
+    ("dashscope", "slow", {"seconds": 3}, "create in flight"),
     ("dashscope", "throttle", {"retry_after": "30"}, "create backoff"),
     ("dashscope", "stuck", {}, "poll interval"),
     ("dashscope", "poll_error", {"status": 503, "retry_after": "30"}, "poll retry backoff"),
