@@ -72,7 +72,7 @@ def parse_color(text: str) -> tuple[float, float, float]:
             rgb = [int(float(p)) for p in s.split(",")]
             if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
                 raise ValueError
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf,0,0"
         raise InputError(f"fill colour {text!r} is not understood; write #RRGGBB or r,g,b (0-255)") from None
     return tuple(v / 255.0 for v in rgb)
 

@@ -225,9 +225,12 @@ def scale_placement(placement: Placement, out_width: int, out_height: int) -> Pl
     """The placement mapped onto a resized canvas of out_width x out_height (edges rounded)."""
     p = placement
     sx, sy = out_width / p.canvas_width, out_height / p.canvas_height
-    x0, y0 = _round_half_up(p.x * sx), _round_half_up(p.y * sy)
-    x1, y1 = _round_half_up((p.x + p.width) * sx), _round_half_up((p.y + p.height) * sy)
-    return Placement(out_width, out_height, x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+    # edges rounded, then kept inside the canvas and at least 1 px wide (a strong shrink could
+    # otherwise push a 1 px box past the edge)
+    x0, y0 = min(_round_half_up(p.x * sx), out_width - 1), min(_round_half_up(p.y * sy), out_height - 1)
+    x1 = min(out_width, max(x0 + 1, _round_half_up((p.x + p.width) * sx)))
+    y1 = min(out_height, max(y0 + 1, _round_half_up((p.y + p.height) * sy)))
+    return Placement(out_width, out_height, x0, y0, x1 - x0, y1 - y0)
 
 
 def volc_ratio_output(width: int, height: int, left: float, top: float, right: float, bottom: float,
@@ -244,6 +247,7 @@ def volc_ratio_output(width: int, height: int, left: float, top: float, right: f
 DASHSCOPE_MODES = ("scale", "output_ratio", "offsets", "rotate_only")
 DASHSCOPE_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 DASHSCOPE_MIN_SIDE, DASHSCOPE_MAX_SIDE = 512, 4096
+DASHSCOPE_MAX_UPSCALE = 8.0  # smaller inputs are refused rather than blown up into a billed blur
 
 
 def rotated_size(width: int, height: int, angle: float) -> tuple[int, int]:
@@ -266,6 +270,10 @@ def rotated_size(width: int, height: int, angle: float) -> tuple[int, int]:
 def dashscope_input_scale(width: int, height: int) -> float:
     """Factor that brings an image inside DashScope's 512..4096 px per side (1.0 if already inside)."""
     low, high = DASHSCOPE_MIN_SIDE / min(width, height), DASHSCOPE_MAX_SIDE / max(width, height)
+    if low > DASHSCOPE_MAX_UPSCALE:
+        raise InputError(f"a {width}x{height} image is too small for DashScope: reaching its "
+                         f"{DASHSCOPE_MIN_SIDE} px minimum would need more than {DASHSCOPE_MAX_UPSCALE:g}x "
+                         "upscaling (a blur billed as an image); upscale it yourself first")
     if low > high:
         raise InputError(f"a {width}x{height} image cannot be scaled so that both sides are within "
                          f"{DASHSCOPE_MIN_SIDE}-{DASHSCOPE_MAX_SIDE} px (aspect ratio over 8:1)")
