@@ -185,7 +185,8 @@ def classify(response: requests.Response) -> VendorError | None:
         meaning = REGION_HINT
     return VendorError(VENDOR, code, meaning, message=str(data.get("message", "")), http_status=status,
                        request_id=data.get("request_id"), retryable=retryable,
-                       billed=False if retryable or status in (400, 401, 403) else None, retry_after=retry_after)
+                       # a 4xx answer means DashScope refused the request: nothing was created or billed
+                       billed=False if retryable or status < 500 else None, retry_after=retry_after)
 
 
 def _oss_error(response: requests.Response) -> VendorError | None:
@@ -213,7 +214,7 @@ class DashScopeClient:
     def _send(self, method: str, url: str, *, billable: bool, on_wait=None, **kw) -> requests.Response:
         return http.send(self.session, method, url, control=self.control, billable=billable, classify=classify,
                          connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
-                         on_wait=on_wait, **kw)
+                         on_wait=on_wait, secrets=(self.credentials.api_key,), **kw)
 
     def upload(self, data: bytes, filename: str, on_wait=None) -> str:
         """Temporary upload (free, retried freely): getPolicy, OSS form POST with `file` last -> oss:// URL.
@@ -235,7 +236,7 @@ class DashScopeClient:
                 # requests writes `data` fields before `files`: `file` is the last field, as OSS requires
                 http.send(self.session, "POST", policy["upload_host"], control=self.control, billable=False,
                           classify=_oss_error, on_wait=on_wait, data=form, files={"file": (filename, data, mime)},
-                          read_timeout=max(60.0, self.config.read_timeout))
+                          read_timeout=max(60.0, self.config.read_timeout), secrets=(self.credentials.api_key,))
             except VendorError as exc:
                 if exc.http_status == 403 and attempt == 1:
                     continue

@@ -98,6 +98,14 @@ def parse_retry_after(value: str | None) -> float | None:
         return None
 
 
+def redact(error: VendorError, secrets: tuple[str, ...]) -> VendorError:
+    """A vendor may echo what it was sent; never let a secret ride along in an error message."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            error.message = error.message.replace(secret, "***")
+    return error
+
+
 def json_object(response: requests.Response) -> dict | None:
     """The body as a JSON object, or None (HTML error pages, cut-off bodies, arrays)."""
     try:
@@ -142,11 +150,13 @@ def send(session: requests.Session, method: str, url: str, *, control: RunContro
          prepare: Callable[[], dict] | None = None, headers: dict | None = None, data=None,
          json_body: dict | None = None, files: dict | None = None,
          connect_timeout: float = 10.0, read_timeout: float = 60.0, backoff: Backoff = Backoff(),
-         on_wait: Callable[[str], None] | None = None, stream: bool = False) -> requests.Response:
+         on_wait: Callable[[str], None] | None = None, stream: bool = False,
+         secrets: tuple[str, ...] = ()) -> requests.Response:
     """Send with the retry rules above. `prepare()` returns fresh headers per attempt (signing).
 
     `classify(response)` returns None for success or the VendorError it means (retryable or not).
     `json_body` is serialised once (compact UTF-8), so every attempt sends the same bytes.
+    `secrets` are blanked out of any vendor text carried by the raised error.
     """
     vendor = control.vendor
     if json_body is not None:
@@ -186,10 +196,10 @@ def send(session: requests.Session, method: str, url: str, *, control: RunContro
                 error.retryable = True
             response.close()
         if not error.retryable or attempt >= backoff.max_attempts:
-            raise error
+            raise redact(error, secrets)
         delay = backoff.delay(attempt, error.retry_after)
         if delay > control.remaining():
-            raise error
+            raise redact(error, secrets)
         if on_wait:
             on_wait(f"{error.code}: retry in {delay:.0f} s")
         control.sleep(delay, "waiting to retry")

@@ -210,6 +210,7 @@ class VolcClient:
         self.host, self.path = base.netloc, base.path or "/"
         self.query = volc_signer.canonical_query({"Action": ACTION, "Version": VERSION})
         self.url = f"{base.scheme}://{base.netloc}{self.path}?{self.query}"
+        self._secrets = (credentials.secret_key, credentials.session_token, credentials.api_key)
 
     def _headers(self, body: bytes) -> Callable[[], dict]:
         c = self.credentials
@@ -229,7 +230,7 @@ class VolcClient:
         response = http.send(self.session, "POST", self.url, control=self.control, billable=True,
                              classify=classify, prepare=self._headers(body), data=body,
                              connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
-                             on_wait=on_wait)
+                             on_wait=on_wait, secrets=self._secrets)
         data = http.json_object(response) or {}
         request_id = data.get("request_id", "")
         result = data.get("data") or {}
