@@ -39,8 +39,9 @@ EXIT_CODES = """exit codes:
   5  the vendor failed on every file: nothing was written"""
 
 TORCH_NOTE = """requirements: torch, numpy, pillow, requests. Inside ComfyUI's Python they are all there;
-in a fresh virtual environment install torch yourself first (pip install torch; the CPU build is
-enough) and then `pip install -r requirements.txt`. The pack never installs torch."""
+in a fresh virtual environment install the torch build for your machine yourself first (the CPU build
+is enough; demo.sh shows how on this project's machines) and then `pip install -r requirements.txt`.
+The pack never installs torch."""
 
 BILLING = """billing: cloud calls are billed by the vendor. Volcengine bills every request (every variant of
 every image); DashScope bills every successful image. A request that may have reached the vendor is
@@ -68,7 +69,8 @@ def _need_torch():
         import torch  # noqa: F401
     except ImportError:
         raise UsageError("torch is not installed in this Python. Run the CLI with ComfyUI's Python, or install "
-                         "torch yourself (pip install torch) and then pip install -r requirements.txt") from None
+                         "the torch build for your machine yourself (the CPU build where there is no GPU), then "
+                         "pip install -r requirements.txt") from None
 
 
 # ---- small parsing helpers ------------------------------------------------------------------------
@@ -84,24 +86,21 @@ def _four_ints(text: str) -> tuple[int, int, int, int]:
     return values
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is outside 0..1 (Volcengine's range for a side)")
-    return value
+def _number(low: float, high: float, above: bool, what: str):
+    """An argparse type: a float in [low, high] (above=True: strictly above `low`)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if (value <= low if above else value < low) or value > high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {what}")
+        return value
+    return parse
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be above 0")
-    return value
+_fraction = _number(0.0, 1.0, False, "0..1 (Volcengine's range for a side)")
+_positive = _number(0.0, float("inf"), True, "the allowed range: it must be above 0")
 
 
 def _store_path(args) -> pathlib.Path:
