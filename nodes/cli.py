@@ -39,8 +39,8 @@ EXIT_CODES = """exit codes:
   5  the vendor failed on every file: nothing was written"""
 
 TORCH_NOTE = """requirements: torch, numpy, pillow, requests. Inside ComfyUI's Python they are all there;
-in a fresh virtual environment install the torch build for your machine yourself first (the CPU build
-is enough; demo.sh shows how on this project's machines) and then `pip install -r requirements.txt`.
+in a fresh virtual environment install torch yourself first (the build for your machine; the CPU build
+is enough, demo.sh shows how on this project's machines) and then `pip install -r requirements.txt`.
 The pack never installs torch."""
 
 BILLING = """billing: cloud calls are billed by the vendor. Volcengine bills every request (every variant of
