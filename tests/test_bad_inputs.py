@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import comfy_driver as drv
-from pack import InputError, canvas, geometry, module
+from pack import FAST_DASHSCOPE, InputError, canvas, geometry, module
 
 Sandbox = module("nodes.core.sandbox").Sandbox
 volc = module("nodes.core.volc")
@@ -22,7 +22,7 @@ ds_run = module("nodes.core.dashscope_run")
 credentials = module("nodes.core.credentials")
 MaskCanvasBuilder = module("nodes.canvas_node").MaskCanvasBuilder
 
-FAST = ds.DashScopeConfig(poll_first=0.05, poll_cap=0.2, poll_near=0.05, expected_s=0.3, creates_per_second=50)
+FAST = FAST_DASHSCOPE
 VOLC = volc.VolcParams(top=0.25, bottom=0.25, left=0.25, right=0.25)
 DS = ds.DashScopeParams()
 

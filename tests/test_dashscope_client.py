@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from pack import module
+from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.core.sandbox").Sandbox
 ds = module("nodes.core.dashscope")
@@ -16,8 +16,7 @@ run_mod = module("nodes.core.dashscope_run")
 geometry = module("nodes.core.geometry")
 errors = module("nodes.core.errors")
 DashScopeCredentials = module("nodes.core.credentials").DashScopeCredentials
-FAST = ds.DashScopeConfig(poll_first=0.05, poll_growth=1.5, poll_cap=0.2, poll_near=0.05, expected_s=0.3,
-                          creates_per_second=50)
+FAST = FAST_DASHSCOPE
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from typing import Any, Callable
 import pytest
 import torch
 
-from pack import module
+from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.core.sandbox").Sandbox
 volc = module("nodes.core.volc")
@@ -35,8 +35,7 @@ ds_run = module("nodes.core.dashscope_run")
 errors = module("nodes.core.errors")
 credentials = module("nodes.core.credentials")
 
-FAST = ds.DashScopeConfig(poll_first=0.05, poll_growth=1.5, poll_cap=0.2, poll_near=0.05, expected_s=0.3,
-                          creates_per_second=50)
+FAST = FAST_DASHSCOPE
 TIMEOUT_S = 5.0
 MATRIX: list[dict] = []  # one dict per row that ran; printed by test_zz_print_matrix
 

@@ -6,14 +6,14 @@ import time
 import pytest
 import torch
 
-from pack import module
+from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.core.sandbox").Sandbox
 volc, volc_run = module("nodes.core.volc"), module("nodes.core.volc_run")
 ds, ds_run = module("nodes.core.dashscope"), module("nodes.core.dashscope_run")
 runner = module("nodes.core.runner")
 creds = module("nodes.core.credentials")
-FAST = ds.DashScopeConfig(poll_first=0.05, poll_cap=0.2, poll_near=0.05, expected_s=0.3, creates_per_second=50)
+FAST = FAST_DASHSCOPE
 
 
 class Stop(BaseException):

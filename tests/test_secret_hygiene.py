@@ -23,7 +23,7 @@ import logging
 import pytest
 import torch
 
-from pack import module
+from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.core.sandbox").Sandbox
 volc = module("nodes.core.volc")
@@ -34,8 +34,7 @@ errors = module("nodes.core.errors")
 credentials = module("nodes.core.credentials")
 connection_test = module("nodes.core.connection_test")
 
-FAST = ds.DashScopeConfig(poll_first=0.05, poll_growth=1.5, poll_cap=0.2, poll_near=0.05, expected_s=0.3,
-                          creates_per_second=50)
+FAST = FAST_DASHSCOPE
 WRONG_SK = "wrongSecretKey0123456789abcdefXYZ"
 UNKNOWN_AK = "AKLTunknownAccessKey0123456789"
 UNKNOWN_AK_SK = "unknownAkSecret0123456789abcdef"

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import pytest
 import torch
 
-from pack import module
+from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.core.sandbox").Sandbox
 volc = module("nodes.core.volc")
@@ -32,8 +32,7 @@ credentials = module("nodes.core.credentials")
 RUNS, PARALLEL, SEED = 50, 8, 20261122
 RUN_TIMEOUT_S = 5.0
 GLOBAL_BOUND_S = 30.0
-FAST = ds.DashScopeConfig(poll_first=0.05, poll_growth=1.5, poll_cap=0.2, poll_near=0.05, expected_s=0.3,
-                          creates_per_second=50, read_timeout=0.8)
+FAST = FAST_DASHSCOPE
 VOLC_CONFIG = volc.VolcConfig(read_timeout=0.8)
 
 VOLC_FAULTS = [("throttle", {"retry_after": "0.1"}), ("throttle", {"code": 50430, "retry_after": "0.05"}),
