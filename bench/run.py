@@ -103,7 +103,7 @@ def _go_seconds(text: str) -> float:
 
 def bench_volc(quick: bool) -> None:
     import json
-    sandbox_mod, volc, volc_run = module("nodes.core.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
+    sandbox_mod, volc, volc_run = module("nodes.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
     creds_mod = module("nodes.core.credentials")
     size = 2048
     image = photo_like(size)
@@ -137,7 +137,7 @@ def bench_volc(quick: bool) -> None:
 
 def bench_dashscope(quick: bool) -> None:
     from datetime import datetime, timedelta, timezone
-    sandbox_mod, ds, ds_run = module("nodes.core.sandbox"), module("nodes.core.dashscope"), module("nodes.core.dashscope_run")
+    sandbox_mod, ds, ds_run = module("nodes.sandbox"), module("nodes.core.dashscope"), module("nodes.core.dashscope_run")
     creds_mod = module("nodes.core.credentials")
     config = ds.DashScopeConfig()
     pending, running = 2.0, 28.0
@@ -187,7 +187,7 @@ def bench_memory() -> None:
     """Peak RSS added by a VolcOutpaint run over a 4x2048² batch (sandbox in this process, run in a child)."""
     import json
     import subprocess
-    sandbox_mod = module("nodes.core.sandbox")
+    sandbox_mod = module("nodes.sandbox")
     print("\n== extra peak memory: VolcOutpaint round trip of a 4x2048x2048 batch (goal <= 3x the input) ==")
     with sandbox_mod.Sandbox() as sb:
         code = MEMORY_CHILD.format(tests=str(ROOT / "tests"), bench=str(ROOT / "bench"), url=sb.url,
@@ -205,7 +205,7 @@ def bench_memory() -> None:
 def bench_batch_plot(quick: bool) -> None:
     """Wall time vs batch size at 1 s simulated latency, concurrency 4, drawn to bench/out/batch_scaling.png."""
     from PIL import Image, ImageDraw
-    sandbox_mod, volc, volc_run = module("nodes.core.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
+    sandbox_mod, volc, volc_run = module("nodes.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
     creds_mod = module("nodes.core.credentials")
     sizes = (1, 2, 4, 8) if quick else (1, 2, 3, 4, 6, 8, 12)
     print("\n== VolcOutpaint wall time vs batch size (1 s latency, concurrency 4) ==")

@@ -1,1 +1,1 @@
-"""Node classes (import comfy_api) live here; everything ComfyUI-free lives in nodes/core."""
+"""The ComfyUI layer: node classes, the bridge to ComfyUI progress/interrupt, routes, the extension entry. The ComfyUI-free engine is nodes/core, the offline emulator nodes/sandbox, the command line nodes/cli."""

@@ -756,7 +756,7 @@ def cmd_check(args) -> int:
 # ---- sandbox --------------------------------------------------------------------------------------
 
 def cmd_sandbox(args) -> int:
-    from .core.sandbox import serve_forever_cli
+    from .sandbox import serve_forever_cli
 
     print("Offline sandbox of both vendors' APIs (127.0.0.1 only; accepts only its demo credentials, which are "
           "worthless elsewhere).\nPoint ComfyUI's nodes (backend = cloud) or `python cli.py outpaint` (without "

@@ -14,7 +14,7 @@ import torch
 import comfy_driver as drv
 from pack import FAST_DASHSCOPE, InputError, canvas, geometry, module
 
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 volc = module("nodes.core.volc")
 volc_run = module("nodes.core.volc_run")
 ds = module("nodes.core.dashscope")

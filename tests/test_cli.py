@@ -15,7 +15,7 @@ from pack import module
 from PIL import Image
 
 cli = module("nodes.cli")
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 CLI = ROOT / "cli.py"
 
 

@@ -24,7 +24,7 @@ from core_nodes import CORE_NODES
 from pack import module
 from test_example_workflows import EXAMPLES, pack_nodes
 
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
     comfyui_dir() is None, reason="COMFYUI_DIR is not set: the real-ComfyUI tests need a ComfyUI checkout")]

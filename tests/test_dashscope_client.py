@@ -10,7 +10,7 @@ import torch
 
 from pack import FAST_DASHSCOPE, module
 
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 ds = module("nodes.core.dashscope")
 run_mod = module("nodes.core.dashscope_run")
 geometry = module("nodes.core.geometry")

@@ -10,7 +10,7 @@ import comfy_driver as drv
 from pack import module
 
 DashScopeOutpaint = module("nodes.dashscope_node").DashScopeOutpaint
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 errors = module("nodes.core.errors")
 SOCKETS = {"IMAGE", "MASK"}
 

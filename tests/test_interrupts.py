@@ -8,7 +8,7 @@ import torch
 
 from pack import FAST_DASHSCOPE, module
 
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 volc, volc_run = module("nodes.core.volc"), module("nodes.core.volc_run")
 ds, ds_run = module("nodes.core.dashscope"), module("nodes.core.dashscope_run")
 runner = module("nodes.core.runner")

@@ -20,7 +20,7 @@ backends = module("nodes.core.backends")
 credentials = module("nodes.core.credentials")
 geometry = module("nodes.core.geometry")
 preview = module("nodes.core.preview")
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 
 PREFIX = "/cloud_outpaint"
 WRONG_SECRET = "wrong-secret-VALUE-do-not-show-0001"

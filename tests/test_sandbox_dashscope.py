@@ -22,8 +22,8 @@ from PIL import Image
 
 from pack import module
 
-Sandbox = module("nodes.core.sandbox").Sandbox
-ds_sandbox = module("nodes.core.sandbox.dashscope")
+Sandbox = module("nodes.sandbox").Sandbox
+ds_sandbox = module("nodes.sandbox.dashscope")
 geometry = module("nodes.core.geometry")
 
 MODEL = "image-out-painting"

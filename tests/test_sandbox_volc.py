@@ -21,9 +21,9 @@ from PIL import Image
 
 from pack import module
 
-sandbox_pkg = module("nodes.core.sandbox")
-server_mod = module("nodes.core.sandbox.server")
-volc_sandbox = module("nodes.core.sandbox.volc")
+sandbox_pkg = module("nodes.sandbox")
+server_mod = module("nodes.sandbox.server")
+volc_sandbox = module("nodes.sandbox.volc")
 geometry = module("nodes.core.geometry")
 vsig = module("nodes.core.volc_signer")
 
@@ -854,7 +854,7 @@ def test_results_store_drops_the_oldest_files_beyond_its_budget(sb, http):
     (2.173378731, "2.173378731s"), (3.9, "3.9s"), (63.5, "1m3.5s"), (3600, "1h0m0s"),
 ])
 def test_time_elapsed_is_a_go_duration(seconds, text):
-    assert module("nodes.core.sandbox.wire").go_duration(seconds) == text
+    assert module("nodes.sandbox.wire").go_duration(seconds) == text
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.2", "example.com", "::1"])

@@ -21,7 +21,7 @@ import torch
 
 from pack import FAST_DASHSCOPE, module
 
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 volc = module("nodes.core.volc")
 volc_run = module("nodes.core.volc_run")
 ds = module("nodes.core.dashscope")

@@ -13,7 +13,7 @@ import torch
 
 from pack import module
 
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 volc = module("nodes.core.volc")
 run_mod = module("nodes.core.volc_run")
 http = module("nodes.core.http")

@@ -10,7 +10,7 @@ import comfy_driver as drv
 from pack import module
 
 VolcOutpaint = module("nodes.volc_node").VolcOutpaint
-Sandbox = module("nodes.core.sandbox").Sandbox
+Sandbox = module("nodes.sandbox").Sandbox
 backends = module("nodes.core.backends")
 errors = module("nodes.core.errors")
 SOCKETS = {"IMAGE", "MASK"}

@@ -1,1 +1,1 @@
-"""ComfyUI-free building blocks: geometry, canvas, codec, errors. Nothing here imports comfy*."""
+"""ComfyUI-free engine: validate, geometry, encode, vendor clients, decode, composite. Nothing here imports comfy*, server or aiohttp; the offline emulator (nodes/sandbox) is reached only through backends.shared_sandbox()."""

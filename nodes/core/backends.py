@@ -21,7 +21,7 @@ def shared_sandbox():
     global _shared
     with _lock:
         if _shared is None:
-            from .sandbox import Sandbox
+            from ..sandbox import Sandbox
 
             _shared = Sandbox()
             _shared.start()

@@ -8,8 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..canvas import build_canvas
-from ..geometry import Placement
+from ..core.canvas import build_canvas
+from ..core.geometry import Placement
 
 GRAIN = 0.04  # noise amplitude: small, but changes the 8-bit output from one seed to another
 

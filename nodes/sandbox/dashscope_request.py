@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..geometry import DASHSCOPE_RATIOS
+from ..core.geometry import DASHSCOPE_RATIOS
 from .dashscope_protocol import (INVALID_URL_MESSAGE, MODEL, MODEL_NOT_EXIST, DashScopeError,
                                  invalid_parameter)
 

@@ -65,8 +65,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .. import geometry, imagecodec
-from ..errors import InputError
+from ..core import geometry, imagecodec
+from ..core.errors import InputError
 from . import fill
 from .dashscope_oss import MissingObject, OssError, TempStorage, parse_form
 from .dashscope_protocol import (CANCEL_REFUSED, CREATE_PATH, DOWNLOAD_FAILED, ERRORS, MODEL, NO_KEY_MESSAGE,

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import geometry, imagecodec, volc_signer
-from ..errors import InputError
+from ..core import geometry, imagecodec, volc_signer
+from ..core.errors import InputError
 from . import fill
 from .faults import REQUIRED, Fault
 from .fetch import FetchFailed, FetchRefused, fetch_loopback
