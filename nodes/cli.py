@@ -715,7 +715,7 @@ NAMES = {"volc": "Volcengine", "dashscope": "DashScope"}
 
 
 def cmd_check(args) -> int:
-    from .core import connection_test
+    from .core import connection_check
 
     store = _store_path(args)
     vendors = list(credential_store.VENDORS) if args.vendor == "all" else [args.vendor]
@@ -733,13 +733,13 @@ def cmd_check(args) -> int:
             print(f"{NAMES[vendor]}: not configured: {status['problem']}")
     if args.sandbox:
         print("testing against the built-in sandbox (offline, free):")
-        tested = [(v, connection_test.run(v, "sandbox")) for v in vendors]
+        tested = [(v, connection_check.run(v, "sandbox")) for v in vendors]
     elif args.test:
         if not configured:
             print(f"nothing to test: no credentials found. `{PROG} check --sandbox` tests the whole path offline.")
             return EXIT_NO_CREDENTIALS
         print("testing (free calls: nothing is processed or billed):")
-        tested = [(v, connection_test.run(v, "cloud", os.environ, store)) for v in configured]
+        tested = [(v, connection_check.run(v, "cloud", os.environ, store)) for v in configured]
     else:
         if not configured:
             print(f"no credentials found; set them (see `{PROG} check --help`) or use --sandbox.")

@@ -8,7 +8,7 @@ nothing; tests drive build_routes()/add_routes() on a plain aiohttp application.
     GET  /cloud_outpaint/credentials         -> {"volc": status, "dashscope": status}
     POST /cloud_outpaint/credentials         {"vendor", <fields>} -> same shape as GET
     POST /cloud_outpaint/credentials/clear   {"vendor"} -> same shape as GET
-    POST /cloud_outpaint/test                {"vendor", "backend"} -> connection_test answer
+    POST /cloud_outpaint/test                {"vendor", "backend"} -> connection_check answer
     GET  /cloud_outpaint/geometry?node=..&width=..&height=..&<widget>=.. -> preview
 
 Security: a status never contains a secret (only the last 4 characters of the access key / API
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
-from .core import connection_test, credential_store, preview
+from .core import connection_check, credential_store, preview
 from .core.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -131,11 +131,11 @@ def build_routes(store_path: Callable[[], pathlib.Path] = credential_store.defau
         if unknown:
             raise InputError(f"unknown field(s): {', '.join(unknown)}")
         vendor, backend = body.get("vendor"), body.get("backend", "cloud")
-        if vendor not in connection_test.VENDORS:
-            raise InputError(f"vendor {vendor!r}: use one of {', '.join(connection_test.VENDORS)}")
+        if vendor not in connection_check.VENDORS:
+            raise InputError(f"vendor {vendor!r}: use one of {', '.join(connection_check.VENDORS)}")
         if backend not in ("cloud", "sandbox"):
             raise InputError(f"backend {backend!r}: use cloud or sandbox")
-        result = await asyncio.to_thread(connection_test.run, vendor, backend, env(), store_path())
+        result = await asyncio.to_thread(connection_check.run, vendor, backend, env(), store_path())
         return _json(result)
 
     async def geometry(request: web.Request) -> web.Response:

@@ -15,7 +15,7 @@ from pack import module
 
 routes = module("nodes.routes")
 store = module("nodes.core.credential_store")
-conn = module("nodes.core.connection_test")
+conn = module("nodes.core.connection_check")
 backends = module("nodes.core.backends")
 credentials = module("nodes.core.credentials")
 geometry = module("nodes.core.geometry")

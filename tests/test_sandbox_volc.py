@@ -23,7 +23,7 @@ from pack import module
 
 sandbox_pkg = module("nodes.sandbox")
 server_mod = module("nodes.sandbox.server")
-volc_sandbox = module("nodes.sandbox.volc")
+volc_sandbox = module("nodes.sandbox.volc_emulator")
 geometry = module("nodes.core.geometry")
 vsig = module("nodes.core.volc_signer")
 

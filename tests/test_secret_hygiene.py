@@ -10,7 +10,7 @@ Notes:
 - Credential objects hide their secrets from repr (dataclass field(repr=False)); checked too. The
   Volcengine access key is an identifier, not a secret: repr shows it, and the gateway's
   InvalidAccessKey message echoes it back ("The access key 'AKLT…' does not exist."), which reaches
-  the error text on purpose (it tells the user which key was refused; connection_test does not
+  the error text on purpose (it tells the user which key was refused; connection_check does not
   scrub it either). It must still stay out of log records and info JSON.
 - credential_store file modes (0o600 file in a 0o700 dir) are covered by tests/test_credential_store.py.
 """
@@ -32,7 +32,7 @@ ds = module("nodes.core.dashscope")
 ds_run = module("nodes.core.dashscope_run")
 errors = module("nodes.core.errors")
 credentials = module("nodes.core.credentials")
-connection_test = module("nodes.core.connection_test")
+connection_check = module("nodes.core.connection_check")
 
 FAST = FAST_DASHSCOPE
 WRONG_SK = "wrongSecretKey0123456789abcdefXYZ"
@@ -158,8 +158,8 @@ def test_runs_and_connection_tests_leak_no_secret(debug_logs):
         attempt(ds_once, good_ds, expect_error=True)
 
         # the connection test (no CLI): good and bad credentials of both vendors
-        answers = [connection_test.check_volc(c, timeout_s=5) for c in (good_aksk, good_bearer, *bad_cases)]
-        answers += [connection_test.check_dashscope(credentials.DashScopeCredentials("test", f"{sb.url}/api/v1", k),
+        answers = [connection_check.check_volc(c, timeout_s=5) for c in (good_aksk, good_bearer, *bad_cases)]
+        answers += [connection_check.check_dashscope(credentials.DashScopeCredentials("test", f"{sb.url}/api/v1", k),
                                                     timeout_s=5)
                     for k in (sb.dashscope_api_key, WRONG_DS_KEY, sb.dashscope_intl_api_key)]
         assert [a["ok"] for a in answers] == [True, True, False, False, False, True, False, False]

@@ -16,7 +16,7 @@ from pack import module
 Sandbox = module("nodes.sandbox").Sandbox
 volc = module("nodes.core.volc")
 run_mod = module("nodes.core.volc_run")
-http = module("nodes.core.http")
+transport = module("nodes.core.transport")
 geometry = module("nodes.core.geometry")
 canvas = module("nodes.core.canvas")
 errors = module("nodes.core.errors")
@@ -265,11 +265,11 @@ def test_result_link_404_and_oversized(sb):
 
 
 def test_download_urls_must_be_https_or_the_base_host():
-    http.check_download_url("https://cdn.example/a.png", "http://127.0.0.1:1")
-    http.check_download_url("http://127.0.0.1:1/sandbox/results/x.png", "http://127.0.0.1:1/")
+    transport.check_download_url("https://cdn.example/a.png", "http://127.0.0.1:1")
+    transport.check_download_url("http://127.0.0.1:1/sandbox/results/x.png", "http://127.0.0.1:1/")
     for bad in ("http://evil.example/a.png", "file:///etc/passwd", "http://127.0.0.1:2/x.png"):
         with pytest.raises(errors.VendorError, match="refusing"):
-            http.check_download_url(bad, "http://127.0.0.1:1")
+            transport.check_download_url(bad, "http://127.0.0.1:1")
 
 
 # ---- bad input: rejected before a single request ------------------------------------------------

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from . import geometry, http
+from . import geometry, transport
 from .credentials import DashScopeCredentials
 from .errors import InputError, VendorError
 
@@ -160,7 +160,7 @@ class CreateLimiter:
     _next: dict[str, float] = {}
 
     @classmethod
-    def wait_turn(cls, key: str, rate: float, control: http.RunControl) -> None:
+    def wait_turn(cls, key: str, rate: float, control: transport.RunControl) -> None:
         with cls._lock:
             now = time.monotonic()
             slot = max(now, cls._next.get(key, 0.0))
@@ -171,13 +171,13 @@ class CreateLimiter:
 
 def classify(response: requests.Response) -> VendorError | None:
     """None for HTTP 200 with JSON; otherwise the VendorError the answer means."""
-    data = http.json_object(response)
+    data = transport.json_object(response)
     status = response.status_code
-    retry_after = http.parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = transport.parse_retry_after(response.headers.get("Retry-After"))
     if status == 200 and data is not None:
         return None
     if data is None:
-        return http.not_json_error(VENDOR, response)
+        return transport.not_json_error(VENDOR, response)
     code = str(data.get("code") or f"HTTP{status}")
     meaning, retryable = ERROR_CODES.get(code, ERROR_CODES.get(code.split(".")[0], ("DashScope returned an error",
                                                                                     False)))
@@ -198,7 +198,7 @@ def _oss_error(response: requests.Response) -> VendorError | None:
 
 
 class DashScopeClient:
-    def __init__(self, credentials: DashScopeCredentials, session: requests.Session, control: http.RunControl,
+    def __init__(self, credentials: DashScopeCredentials, session: requests.Session, control: transport.RunControl,
                  config: DashScopeConfig = DashScopeConfig()):
         self.credentials, self.session, self.control, self.config = credentials, session, control, config
         self.base = credentials.base_url.rstrip("/")
@@ -212,7 +212,7 @@ class DashScopeClient:
         return headers
 
     def _send(self, method: str, url: str, *, billable: bool, on_wait=None, **kw) -> requests.Response:
-        return http.send(self.session, method, url, control=self.control, billable=billable, classify=classify,
+        return transport.send(self.session, method, url, control=self.control, billable=billable, classify=classify,
                          connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
                          on_wait=on_wait, secrets=(self.credentials.api_key,), **kw)
 
@@ -234,7 +234,7 @@ class DashScopeClient:
             mime = "image/png" if filename.endswith(".png") else "image/jpeg"
             try:
                 # requests writes `data` fields before `files`: `file` is the last field, as OSS requires
-                http.send(self.session, "POST", policy["upload_host"], control=self.control, billable=False,
+                transport.send(self.session, "POST", policy["upload_host"], control=self.control, billable=False,
                           classify=_oss_error, on_wait=on_wait, data=form, files={"file": (filename, data, mime)},
                           read_timeout=max(60.0, self.config.read_timeout), secrets=(self.credentials.api_key,))
             except VendorError as exc:
@@ -247,7 +247,7 @@ class DashScopeClient:
     def _upload_policy(self, on_wait) -> dict:
         response = self._send("GET", f"{self.base}/uploads?action=getPolicy&model={MODEL}", billable=False,
                               headers=self._headers(), on_wait=on_wait)
-        answer = http.json_object(response) or {}
+        answer = transport.json_object(response) or {}
         policy = answer.get("data") or {}
         missing = [k for k in ("upload_host", "upload_dir", "policy", "signature", "oss_access_key_id")
                    if not policy.get(k)]
@@ -265,7 +265,7 @@ class DashScopeClient:
         body = {"model": MODEL, "input": {"image_url": image_url}, "parameters": params.parameters()}
         response = self._send("POST", f"{self.base}{CREATE_PATH}", billable=True, headers=self._headers(**extra),
                               json_body=body, on_wait=on_wait)
-        data = http.json_object(response) or {}
+        data = transport.json_object(response) or {}
         task_id = (data.get("output") or {}).get("task_id")
         if not task_id:
             raise VendorError(VENDOR, "NoTaskId", "the vendor accepted the request but returned no task id",
@@ -276,7 +276,7 @@ class DashScopeClient:
         """One GET /tasks/{id} (idempotent: retried on network errors, 429 and 5xx)."""
         response = self._send("GET", f"{self.base}/tasks/{task_id}", billable=False, headers=self._headers(),
                               on_wait=on_wait)
-        return http.json_object(response) or {}
+        return transport.json_object(response) or {}
 
     def wait(self, task_id: str, on_state: Callable[[str], None] = lambda s: None, on_wait=None,
              created: float | None = None) -> tuple[dict, int]:
@@ -306,11 +306,11 @@ class DashScopeClient:
             return f"cancel request failed ({exc.__class__.__name__})"
         if response.status_code == 200:
             return "cancelled"
-        data = http.json_object(response) or {}
+        data = transport.json_object(response) or {}
         return f"not cancelled ({data.get('code') or response.status_code}: {data.get('message', '')})"
 
     def download(self, url: str, on_wait=None) -> bytes:
-        return http.download(self.session, url, control=self.control, base_url=self.base,
+        return transport.download(self.session, url, control=self.control, base_url=self.base,
                              max_bytes=self.config.max_download_bytes, on_wait=on_wait)
 
 

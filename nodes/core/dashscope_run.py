@@ -10,12 +10,19 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from . import canvas, composite, geometry, http, imagecodec
+from . import canvas, composite, geometry, imagecodec, transport
 from .credentials import DashScopeCredentials
-from .dashscope import VENDOR, DashScopeClient, DashScopeConfig, DashScopeParams, TaskResult, task_error, upload_name
+from .dashscope import (
+    VENDOR,
+    DashScopeClient,
+    DashScopeConfig,
+    DashScopeParams,
+    TaskResult,
+    task_error,
+    upload_name,
+)
 from .errors import Cancelled, InputError, ItemError, VendorError
 from .runner import RunHooks, run_batch
-
 
 WATERMARK_ZONE = (0.3, 0.1)  # bottom-left width, height fractions left to the vendor when it adds its mark
 
@@ -123,8 +130,8 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
     if resume and len(resume) != len(items):
         raise InputError(f"{len(resume)} task id(s) given in resume_task_ids for a batch of {len(items)} "
                          "image(s): give one per image, in batch order")
-    control = http.RunControl(options.timeout_s, VENDOR)
-    session = http.new_session()
+    control = transport.RunControl(options.timeout_s, VENDOR)
+    session = transport.new_session()
     client = DashScopeClient(credentials, session, control, config)
     jobs = [lambda report, i=i: _job(client, items[i], i, options.image_format, resume[i] if resume else None,
                                      report) for i in range(len(items))]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import http, imagecodec
+from . import imagecodec, transport
 from .errors import ItemError, VendorError
 
 
@@ -22,7 +22,7 @@ class RunHooks:
 Job = Callable[[Callable[[str], None]], object]  # a job gets a `report(state_text)` callback
 
 
-def run_batch(jobs: list[Job], labels: list[str], *, control: http.RunControl, concurrency: int,
+def run_batch(jobs: list[Job], labels: list[str], *, control: transport.RunControl, concurrency: int,
               hooks: RunHooks) -> list:
     """Results in job order; a failed job raises ItemError naming its label."""
     states: dict[int, str] = {}
@@ -52,7 +52,7 @@ def run_batch(jobs: list[Job], labels: list[str], *, control: http.RunControl, c
 
     hooks.progress(0, len(jobs))
     try:
-        results = http.run_jobs([wrap(k) for k in range(len(jobs))], control=control, max_workers=concurrency,
+        results = transport.run_jobs([wrap(k) for k in range(len(jobs))], control=control, max_workers=concurrency,
                                 poll=poll, on_done=on_done)
     except (VendorError, imagecodec.DecodeError) as exc:
         raise ItemError(labels[getattr(exc, "job_index", 0)], exc) from exc

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import http, volc_signer
+from . import transport, volc_signer
 from .credentials import VolcCredentials
 from .errors import InputError, VendorError
 from .imagecodec import DecodeError, from_base64, to_base64
@@ -175,11 +175,11 @@ def build_body(params: VolcParams, images_b64: list[str], config: VolcConfig) ->
 
 def classify(response: requests.Response) -> VendorError | None:
     """None for a success; otherwise the VendorError this answer means."""
-    data = http.json_object(response)
+    data = transport.json_object(response)
     status = response.status_code
-    retry_after = http.parse_retry_after(response.headers.get("Retry-After"))
+    retry_after = transport.parse_retry_after(response.headers.get("Retry-After"))
     if data is None:
-        return http.not_json_error(VENDOR, response)
+        return transport.not_json_error(VENDOR, response)
     meta = data.get("ResponseMetadata") or {}
     gateway = meta.get("Error") if isinstance(meta, dict) else None
     if gateway:
@@ -201,7 +201,7 @@ def classify(response: requests.Response) -> VendorError | None:
 class VolcClient:
     """One client per node run: shares the run's session, deadline and cancel flag."""
 
-    def __init__(self, credentials: VolcCredentials, session: requests.Session, control: http.RunControl,
+    def __init__(self, credentials: VolcCredentials, session: requests.Session, control: transport.RunControl,
                  config: VolcConfig = VolcConfig()):
         self.credentials, self.session, self.control, self.config = credentials, session, control, config
         base = urlsplit(credentials.base_url)
@@ -227,11 +227,11 @@ class VolcClient:
         fields = build_body(params, [to_base64(i) for i in images], self.config)
         body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         started = time.monotonic()
-        response = http.send(self.session, "POST", self.url, control=self.control, billable=True,
+        response = transport.send(self.session, "POST", self.url, control=self.control, billable=True,
                              classify=classify, prepare=self._headers(body), data=body,
                              connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
                              on_wait=on_wait, secrets=self._secrets)
-        data = http.json_object(response) or {}
+        data = transport.json_object(response) or {}
         request_id = data.get("request_id", "")
         result = data.get("data") or {}
         try:
@@ -239,7 +239,7 @@ class VolcClient:
             if encoded:
                 image, via_url = from_base64(encoded[0]), False
             elif result.get("image_urls"):
-                image = http.download(self.session, result["image_urls"][0], control=self.control,
+                image = transport.download(self.session, result["image_urls"][0], control=self.control,
                                       base_url=self.credentials.base_url,
                                       max_bytes=self.config.max_download_bytes, on_wait=on_wait)
                 via_url = True

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from . import canvas, composite, geometry, http, imagecodec
+from . import canvas, composite, geometry, imagecodec, transport
 from .credentials import VolcCredentials
 from .errors import InputError, ItemError, VendorError
 from .runner import RunHooks, run_batch
@@ -98,8 +98,8 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
         raise InputError("timeout_s must be positive")
     items = prepare_items(image, mask, params, config, options.image_format)
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
-    control = http.RunControl(options.timeout_s, VENDOR)
-    session = http.new_session()
+    control = transport.RunControl(options.timeout_s, VENDOR)
+    session = transport.new_session()
     client = VolcClient(credentials, session, control, config)
 
     def job(index: int, report):

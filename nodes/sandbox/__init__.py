@@ -6,7 +6,7 @@ volc.VolcEmulator (routes, fault kinds, settings in `_install_vendors`) and add 
 
 from .dashscope import DashScopeEmulator
 from .server import SandboxServer, serve_forever_cli
-from .volc import VolcEmulator
+from .volc_emulator import VolcEmulator
 
 
 class Sandbox(VolcEmulator, DashScopeEmulator, SandboxServer):

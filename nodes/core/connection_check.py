@@ -20,12 +20,12 @@ import pathlib
 import uuid
 from collections.abc import Mapping
 
-from . import backends, dashscope, http, volc
+from . import backends, dashscope, transport, volc
 from .credentials import DashScopeCredentials, VolcCredentials
 from .errors import ConfigError, InputError, VendorError
 
 TIMEOUT_S = 15.0
-BACKOFF = http.Backoff(base=0.5, cap=2.0, max_attempts=3)
+BACKOFF = transport.Backoff(base=0.5, cap=2.0, max_attempts=3)
 # Business codes for "your request is incomplete": the service was reached with working credentials.
 VOLC_WORKING_CODES = {50206, 50200, 50201, 50204}
 VENDORS = ("volc", "dashscope")
@@ -56,15 +56,15 @@ def _failure(error: VendorError, source: str, secrets: list[str]) -> dict:
 def check_volc(creds: VolcCredentials, timeout_s: float = TIMEOUT_S) -> dict:
     """One signed (or Bearer) CVProcess call without an image; see the module docstring."""
     secrets = [creds.secret_key, creds.session_token, creds.api_key]
-    control = http.RunControl(timeout_s, volc.VENDOR)
+    control = transport.RunControl(timeout_s, volc.VENDOR)
     try:
-        with http.new_session() as session:
+        with transport.new_session() as session:
             client = volc.VolcClient(creds, session, control)
             body = json.dumps({"req_key": volc.REQ_KEY}, separators=(",", ":")).encode("utf-8")
-            response = http.send(session, "POST", client.url, control=control, billable=False,
+            response = transport.send(session, "POST", client.url, control=control, billable=False,
                                  classify=volc.classify, prepare=client._headers(body), data=body,
                                  connect_timeout=min(5.0, timeout_s), read_timeout=timeout_s, backoff=BACKOFF)
-            data = http.json_object(response) or {}
+            data = transport.json_object(response) or {}
             response.close()
             return _answer(True, "Volcengine accepted the credentials.", creds.source, data.get("code"),
                            data.get("request_id"), secrets)
@@ -81,10 +81,10 @@ def check_volc(creds: VolcCredentials, timeout_s: float = TIMEOUT_S) -> dict:
 def check_dashscope(creds: DashScopeCredentials, timeout_s: float = TIMEOUT_S) -> dict:
     """GET /tasks/<random id>: free, authenticated, and it creates nothing."""
     secrets = [creds.api_key]
-    control = http.RunControl(timeout_s, dashscope.VENDOR)
+    control = transport.RunControl(timeout_s, dashscope.VENDOR)
     config = dashscope.DashScopeConfig(connect_timeout=min(5.0, timeout_s), read_timeout=timeout_s)
     try:
-        with http.new_session() as session:
+        with transport.new_session() as session:
             client = dashscope.DashScopeClient(creds, session, control, config)
             answer = client.status(f"cloud-outpaint-test-{uuid.uuid4()}")
     except VendorError as error:
