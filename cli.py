@@ -5,7 +5,7 @@ Run it from the pack folder (or by its path from anywhere). It loads the pack th
 does: by file location, under a private module name, so the pack's `nodes/` package is never
 imported as a top-level `nodes` (ComfyUI has its own). The pack's root __init__.py is not run (it
 only registers the ComfyUI nodes), so neither comfy_api nor ComfyUI is ever imported; everything
-the commands use lives in nodes/core and nodes/cli.py.
+the commands use lives in nodes/core and the nodes/cli package.
 """
 
 import importlib

@@ -1,4 +1,4 @@
-"""The command line (cli.py -> nodes/cli.py): real subprocesses where the process boundary matters
+"""The command line (cli.py -> nodes/cli): real subprocesses where the process boundary matters
 (loading the pack by path, exit codes, environment, Ctrl-C), in-process for the cheap usage checks."""
 
 import json

@@ -21,11 +21,11 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 
-from .core import backends, credential_store, geometry
-from .core.errors import ConfigError, InputError, ItemError, VendorError
+from ..core import backends, credential_store, geometry
+from ..core.errors import ConfigError, InputError, ItemError, VendorError
 
 PROG = "python cli.py"
-PACK_ROOT = pathlib.Path(__file__).resolve().parent.parent
+PACK_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SAMPLE = PACK_ROOT / "example_workflows" / "sample_input.png"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 
@@ -287,7 +287,7 @@ def make_plan(args, sources: list[Source]) -> Plan:
 
 
 def _volc_plan(args, sources, backend, image_format, timeout, concurrency, keep) -> Plan:
-    from .core import canvas, imagecodec, volc, volc_run
+    from ..core import canvas, imagecodec, volc, volc_run
 
     if image_format not in ("jpeg", "png"):
         raise UsageError(f"--image-format {image_format}: Volcengine takes jpeg or png")
@@ -354,7 +354,7 @@ def _volc_plan(args, sources, backend, image_format, timeout, concurrency, keep)
 
 
 def _dashscope_plan(args, sources, backend, image_format, timeout, concurrency, keep) -> Plan:
-    from .core import dashscope  # no torch: usage and credential errors stay fast
+    from ..core import dashscope  # no torch: usage and credential errors stay fast
 
     if image_format not in ("jpeg", "png"):
         raise UsageError(f"--image-format {image_format}: DashScope takes png or jpeg here")
@@ -417,7 +417,7 @@ def _write_atomic(path: pathlib.Path, data: bytes) -> None:
 
 def process_file(source: Source, index: int, plan: Plan, creds, out_dir: pathlib.Path, hooks) -> dict:
     """Runs one file; returns its sidecar record (status ok). Raises on failure."""
-    from .core import canvas, dashscope_run, imagecodec, volc_run
+    from ..core import canvas, dashscope_run, imagecodec, volc_run
 
     started, t0 = datetime.now(timezone.utc), time.monotonic()
     image = imagecodec.decode_image(source.path.read_bytes(), exif_transpose=True)
@@ -489,7 +489,7 @@ def cmd_outpaint(args) -> int:
         return EXIT_NO_CREDENTIALS
     _need_torch()
     if plan.vendor == "dashscope":
-        from .core import dashscope_run
+        from ..core import dashscope_run
 
         plan.options = dashscope_run.DashScopeOptions(**plan.options)
     try:
@@ -500,7 +500,7 @@ def cmd_outpaint(args) -> int:
 
 
 def _run_files(args, plan: Plan, creds, sources: list[Source], out_dir: pathlib.Path) -> int:
-    from .core.runner import RunHooks
+    from ..core.runner import RunHooks
 
     stop = threading.Event()
     progress = Progress(len(sources), args.quiet)
@@ -619,8 +619,8 @@ def cmd_demo(args) -> int:
     _need_torch()
     from PIL import Image
 
-    from .core import canvas, dashscope, dashscope_run, imagecodec, volc, volc_run
-    from .core.runner import RunHooks
+    from ..core import canvas, dashscope, dashscope_run, imagecodec, volc, volc_run
+    from ..core.runner import RunHooks
 
     out_dir = pathlib.Path(args.out).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -715,7 +715,7 @@ NAMES = {"volc": "Volcengine", "dashscope": "DashScope"}
 
 
 def cmd_check(args) -> int:
-    from .core import connection_check
+    from ..core import connection_check
 
     store = _store_path(args)
     vendors = list(credential_store.VENDORS) if args.vendor == "all" else [args.vendor]
@@ -756,7 +756,7 @@ def cmd_check(args) -> int:
 # ---- sandbox --------------------------------------------------------------------------------------
 
 def cmd_sandbox(args) -> int:
-    from .sandbox import serve_forever_cli
+    from ..sandbox import serve_forever_cli
 
     print("Offline sandbox of both vendors' APIs (127.0.0.1 only; accepts only its demo credentials, which are "
           "worthless elsewhere).\nPoint ComfyUI's nodes (backend = cloud) or `python cli.py outpaint` (without "
