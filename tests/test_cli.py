@@ -15,6 +15,7 @@ from pack import module
 from PIL import Image
 
 cli = module("nodes.cli")
+inputs = module("nodes.cli.inputs")
 Sandbox = module("nodes.sandbox").Sandbox
 CLI = ROOT / "cli.py"
 
@@ -198,6 +199,24 @@ def test_outpaint_sandbox_dashscope_offsets_in_process(tmp_path, capsys):
         assert side["mode"] == "offsets" and side["task_ids"] and side["info"]["results"][0]["output"] == "640x544"
 
 
+def test_resume_task_ids_fetch_each_files_own_task_without_creating_new_ones(tmp_path, capsys, monkeypatch):
+    folder = images(tmp_path / "in", (512, 512))
+    with Sandbox() as sb:
+        for key, value in sandbox_env(sb).items():
+            monkeypatch.setenv(key, value)
+        assert cli.main(["outpaint", str(folder), "--vendor", "dashscope", "--out", str(tmp_path / "first")]) == 0
+        tasks = {stem: json.loads((tmp_path / "first" / f"{stem}_outpaint.json").read_text())["task_ids"]
+                 for stem in ("a", "b")}
+        assert sb.request_count("dashscope", "create") == 2
+        code = cli.main(["outpaint", str(folder), "--vendor", "dashscope", "--out", str(tmp_path / "again"),
+                         "--resume-task-id", tasks["a"][0], "--resume-task-id", tasks["b"][0]])
+        assert code == 0, capsys.readouterr().err
+        assert sb.request_count("dashscope", "create") == 2  # nothing new was created (or billed)
+    for stem in ("a", "b"):
+        side = json.loads((tmp_path / "again" / f"{stem}_outpaint.json").read_text())
+        assert side["options"]["resume_task_ids"] == tasks[stem] == side["task_ids"]
+
+
 def test_volc_canvas_mode_with_pad_pixels_and_variants_in_process(tmp_path, capsys):
     folder = images(tmp_path / "in", (40, 30), names=("a.png",))
     code = cli.main(["outpaint", str(folder / "a.png"), "--vendor", "volc", "--sandbox", "--pad-pixels", "8,4,8,4",
@@ -293,7 +312,7 @@ def test_inputs_get_unique_output_names_and_earlier_results_are_skipped(tmp_path
     (folder / "sub").mkdir()
     Image.new("RGB", (8, 8)).save(folder / "sub" / "c.webp")
     Image.new("RGB", (8, 8)).save(folder / "a_outpaint.png")  # a result of an earlier run with --out in/
-    keys = [s.key for s in cli.collect_inputs([str(folder)], False, folder)]
+    keys = [s.key for s in inputs.collect_inputs([str(folder)], False, folder)]
     assert keys == ["a", "a_2", "a_2_2"]
-    keys = [s.key for s in cli.collect_inputs([str(folder), str(folder / "a.png")], True, tmp_path / "out")]
+    keys = [s.key for s in inputs.collect_inputs([str(folder), str(folder / "a.png")], True, tmp_path / "out")]
     assert keys == ["a", "a_2", "a_2_2", "a_outpaint", "sub/c"]  # a.jpg, a.png, a_2.png, ...; a.png once

@@ -1,0 +1,259 @@
+"""The outpaint command's plan: every option checked for every file before a credential is looked up or a
+byte is sent, then one typed plan per vendor (params, options, config, credentials) that runs a file.
+
+Defaults live in the core's dataclasses: a plan passes on only what was given on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import TYPE_CHECKING
+
+from ..core import backends, geometry
+from ..core.errors import ConfigError, InputError
+from .exits import PROG, NoCredentials, UsageError, need_torch
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..core.credentials import DashScopeCredentials, VolcCredentials
+    from ..core.dashscope import DashScopeConfig, DashScopeParams
+    from ..core.dashscope_run import DashScopeOptions
+    from ..core.runner import RunHooks
+    from ..core.volc import VolcConfig, VolcParams
+    from ..core.volc_run import RunOptions
+    from .inputs import Source
+
+VOLC_ONLY = ("prompt", "seed", "steps", "scale", "strength", "top", "bottom", "left", "right", "max_width",
+             "max_height", "variants", "mask", "pad_pixels", "feathering", "fill", "overlap", "return_url",
+             "watermark", "watermark_language")
+DASHSCOPE_ONLY = ("mode", "angle", "output_ratio", "x_scale", "y_scale", "offsets", "best_quality",
+                  "no_limit_image_size", "no_watermark", "resume_task_id")
+WATERMARKS = {"off": None, "bottom-right": 0, "bottom-left": 1, "top-left": 2, "top-right": 3}
+
+
+@dataclasses.dataclass(frozen=True)
+class PadCanvas:
+    """--pad-pixels: each input padded the way MaskCanvasBuilder does in pixels mode (its defaults)."""
+
+    pad: tuple[int, int, int, int]  # left, top, right, bottom
+    feathering: int = 40
+    overlap: int = 0
+    fill: str = "grey"
+
+    def build(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """The canvas, its mask and what the sidecar says about them."""
+        from ..core import canvas
+
+        placement = geometry.pad_pixels(image.shape[2], image.shape[1], *self.pad)
+        mask, _ = canvas.build_mask(placement, 1, self.feathering, self.overlap)
+        about = {"pad_pixels": list(self.pad), "feathering": self.feathering, "overlap": self.overlap,
+                 "fill": self.fill, "placement": placement.as_dict()}
+        return canvas.build_canvas(image, placement, self.fill), mask, about
+
+
+@dataclasses.dataclass
+class VolcPlan:
+    """Volcengine: ratio mode, or canvas mode with --mask (the inputs are canvases) or --pad-pixels."""
+
+    vendor = "volc"
+    backend: str
+    params: VolcParams
+    options: RunOptions
+    config: VolcConfig
+    credentials: VolcCredentials
+    file_workers: int  # files in flight; each runs up to options.concurrency variants at once
+    mask: torch.Tensor | None = None  # --mask: MASK [1,H,W]
+    mask_path: str | None = None
+    pad: PadCanvas | None = None
+
+    @property
+    def mode(self) -> str:
+        return "ratio" if self.mask is None and self.pad is None else "canvas"
+
+    def options_for(self, index: int) -> RunOptions:
+        return self.options
+
+    def run(self, image: torch.Tensor, index: int, hooks: RunHooks) -> tuple[tuple, dict | None]:
+        """One file's core run, and what its sidecar says about the canvas (None in ratio mode)."""
+        from ..core import volc_run
+
+        mask, about = self.mask, None
+        if self.pad is not None:
+            image, mask, about = self.pad.build(image)
+        elif mask is not None:
+            about = {"mask": self.mask_path}
+        return volc_run.run(image, mask, self.params, self.credentials, self.options, self.config, hooks), about
+
+
+@dataclasses.dataclass
+class DashScopePlan:
+    """DashScope: one task per file; options.resume_task_ids holds one id per input file, or none."""
+
+    vendor = "dashscope"
+    backend: str
+    params: DashScopeParams
+    options: DashScopeOptions
+    config: DashScopeConfig
+    credentials: DashScopeCredentials
+    file_workers: int  # files (= tasks) in flight
+
+    @property
+    def mode(self) -> str:
+        return self.params.mode
+
+    def options_for(self, index: int) -> DashScopeOptions:
+        """The options of file `index`: its own resume task id, if any."""
+        return dataclasses.replace(self.options, resume_task_ids=self.options.resume_task_ids[index:index + 1])
+
+    def run(self, image: torch.Tensor, index: int, hooks: RunHooks) -> tuple[tuple, None]:
+        from ..core import dashscope_run
+
+        return dashscope_run.run(image, self.params, self.credentials, self.options_for(index), self.config,
+                                 hooks), None
+
+
+def _given(args, names) -> dict:
+    """The options among `names` that were given on the command line."""
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _flags(args, names) -> list[str]:
+    return ["--" + n.replace("_", "-") for n in _given(args, names)]
+
+
+def _options(args, options_type, **fixed):
+    """The run options: the options type's defaults, overridden by what was given."""
+    given = {"keep_original": not args.no_keep_original, **fixed}
+    if args.timeout is not None:
+        given["timeout_s"] = args.timeout
+    if args.image_format is not None:
+        given["image_format"] = args.image_format
+    return options_type(**given)
+
+
+def _credentials(lookup, args, store: pathlib.Path):
+    try:
+        return lookup(_backend(args), os.environ, store)
+    except ConfigError as exc:
+        raise NoCredentials(str(exc)) from None
+
+
+def _backend(args) -> str:
+    return "sandbox" if args.sandbox else "cloud"
+
+
+def make_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan | DashScopePlan:
+    """Everything validated before any credential is looked up or any byte is sent."""
+    vendor = args.vendor
+    other = _flags(args, DASHSCOPE_ONLY if vendor == "volc" else VOLC_ONLY)
+    if other:
+        owner = "DashScope" if vendor == "volc" else "Volcengine"
+        raise UsageError(f"{', '.join(other)}: {owner} option{'s' if len(other) > 1 else ''}, not for --vendor "
+                         f"{vendor} (see {PROG} outpaint --help)")
+    if not 1 <= args.concurrency <= 8:
+        raise UsageError(f"--concurrency {args.concurrency}: use 1 to 8 (and no more than your account's quota)")
+    if vendor == "volc":
+        need_torch()  # the Volcengine client's module needs it; DashScope's checks do not
+        return _volc_plan(args, sources, store)
+    return _dashscope_plan(args, sources, store)
+
+
+def _volc_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan:
+    from ..core import canvas, imagecodec, volc, volc_run
+
+    canvas_mode = args.mask is not None or args.pad_pixels is not None
+    if args.mask is not None and args.pad_pixels is not None:
+        raise UsageError("--mask and --pad-pixels are two ways to give canvas mode: use one")
+    sides = _flags(args, ("top", "bottom", "left", "right"))
+    if canvas_mode and sides:
+        raise UsageError(f"{', '.join(sides)}: ratio-mode fractions do not apply in canvas mode "
+                         "(--mask / --pad-pixels)")
+    canvas_only = _flags(args, ("feathering", "fill", "overlap"))
+    if canvas_only and args.pad_pixels is None:
+        raise UsageError(f"{', '.join(canvas_only)} only apply with --pad-pixels (the CLI builds the canvas)")
+    position = WATERMARKS.get(args.watermark)
+    mark = None if position is None else volc.Watermark(position, int(args.watermark_language == "en"))
+    sent = [f.name for f in dataclasses.fields(volc.VolcParams) if f.name != "watermark"]
+    pad = mask = None
+    try:
+        params = volc.VolcParams(**_given(args, sent), watermark=mark)
+        params.validate(canvas_mode)
+        options = _options(args, volc_run.RunOptions, **_given(args, ("variants",)))
+        if not 1 <= options.variants <= 4:
+            raise InputError(f"--variants {options.variants}: use 1 to 4 (each one is a billed request)")
+        config = volc.VolcConfig.from_env()
+        if args.pad_pixels is not None:
+            pad = PadCanvas(args.pad_pixels, **_given(args, ("feathering", "overlap", "fill")))
+            if pad.fill not in canvas.FILL_MODES:
+                raise InputError(f"--fill {pad.fill}: use one of {', '.join(canvas.FILL_MODES)}")
+            if not any(pad.pad):
+                raise InputError("--pad-pixels 0,0,0,0 pads nothing: nothing to outpaint")
+        if args.mask is not None:
+            try:
+                mask = imagecodec.decode_mask(pathlib.Path(args.mask).read_bytes())
+            except (OSError, imagecodec.DecodeError) as exc:
+                raise InputError(f"--mask {args.mask}: {exc}") from None
+            if float(mask.max()) < 0.5:
+                raise InputError(f"--mask {args.mask} marks nothing to generate: white (255) = generate")
+        for s in sources:
+            if mask is not None and (s.width, s.height) != (mask.shape[2], mask.shape[1]):
+                raise InputError(f"{s.path} is {s.width}x{s.height} but --mask is {mask.shape[2]}x"
+                                 f"{mask.shape[1]}: with --mask every input is a padded canvas of the "
+                                 "mask's size (or use --pad-pixels to pad the originals)")
+            if pad is not None:
+                geometry.pad_pixels(s.width, s.height, *pad.pad)
+            elif not canvas_mode:
+                geometry.pad_fractions(s.width, s.height, params.left, params.top, params.right, params.bottom)
+    except (InputError, ValueError) as exc:  # ValueError: a malformed VOLC_* setting in the environment
+        raise UsageError(str(exc)) from None
+    # variants of one file run concurrently too; files x variants in flight never exceed --concurrency
+    per_run = min(options.variants, args.concurrency)
+    return VolcPlan(_backend(args), params, dataclasses.replace(options, concurrency=per_run), config,
+                    _credentials(backends.volc_credentials, args, store), max(1, args.concurrency // per_run),
+                    mask=mask, mask_path=args.mask, pad=pad)
+
+
+def _dashscope_given(args) -> dict:
+    """DashScopeParams fields given on the command line (the --no-* flags turn vendor defaults off)."""
+    given = _given(args, ("mode", "angle", "output_ratio", "x_scale", "y_scale", "best_quality"))
+    if args.offsets is not None:
+        given.update(zip(("left_offset", "top_offset", "right_offset", "bottom_offset"), args.offsets, strict=True))
+    if args.no_limit_image_size:
+        given["limit_image_size"] = False
+    if args.no_watermark:
+        given["add_watermark"] = False
+    return given
+
+
+def _dashscope_plan(args, sources: list[Source], store: pathlib.Path) -> DashScopePlan:
+    from ..core import dashscope  # no torch: usage and credential errors stay fast
+
+    params = dashscope.DashScopeParams(**_dashscope_given(args))
+    wrong = {"output_ratio": ("output_ratio",), "scale": ("x_scale", "y_scale"), "offsets": ("offsets",)}
+    for m, names in wrong.items():
+        given = _flags(args, names)
+        if given and m != params.mode:
+            raise UsageError(f"{', '.join(given)} only apply with --mode {m} (DashScope takes exactly one "
+                             f"expansion; this run uses --mode {params.mode})")
+    resume = list(args.resume_task_id or [])
+    if resume and len(resume) != len(sources):
+        raise UsageError(f"{len(resume)} --resume-task-id for {len(sources)} input file(s): give one per file, "
+                         "in the order the files are listed (folders sorted by name)")
+    try:
+        for s in sources:
+            try:
+                params.plan(s.width, s.height)
+            except InputError as exc:
+                raise InputError(f"{s.path} ({s.width}x{s.height}): {exc}") from None
+        config = dashscope.DashScopeConfig.from_env()
+    except (InputError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    credentials = _credentials(backends.dashscope_credentials, args, store)
+    need_torch()
+    from ..core import dashscope_run  # imports torch: only once the run goes ahead
+
+    options = _options(args, dashscope_run.DashScopeOptions, concurrency=1, resume_task_ids=resume)
+    return DashScopePlan(_backend(args), params, options, config, credentials, args.concurrency)
