@@ -7,8 +7,8 @@ from comfy_api.latest import io
 from . import comfy_bridge
 from .canvas_node import input_size_ui
 from .core import backends, volc, volc_run
+from .core.geometry import VOLC_WATERMARKS as WATERMARKS
 
-WATERMARKS = {"off": None, "bottom-right": 0, "bottom-left": 1, "top-left": 2, "top-right": 3}
 _SIDE_TIP = ("fraction of the image {} added on the {} side (ratio mode; Volcengine allows 0 to 1, "
              "1 = double that side); ignored when a mask is connected")
 

@@ -18,7 +18,6 @@ from .check import cmd_check
 from .demo import cmd_demo
 from .exits import EXIT_CODES, EXIT_INTERRUPTED, EXIT_NO_CREDENTIALS, EXIT_USAGE, PROG, UsageError
 from .outpaint import cmd_outpaint
-from .plan import WATERMARKS
 from .sandbox_command import cmd_sandbox
 
 TORCH_NOTE = """requirements: torch, numpy, pillow, requests. Inside ComfyUI's Python they are all there;
@@ -147,7 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--variants", type=int, metavar="N", help="results per image, 1-4 (default 1; each is billed)")
     v.add_argument("--return-url", action="store_true", default=None,
                    help="ask the vendor for a download link instead of inline image data")
-    v.add_argument("--watermark", choices=list(WATERMARKS), help="the vendor's visible AI label (default off)")
+    v.add_argument("--watermark", choices=list(geometry.VOLC_WATERMARKS),
+                   help="the vendor's visible AI label (default off)")
     v.add_argument("--watermark-language", choices=["zh", "en"], help="label text: zh AI生成 (default), en")
     v.add_argument("--mask", metavar="FILE", help="canvas mode: mask PNG of the inputs' size, white = generate "
                    "(e.g. MaskCanvasBuilder's mask); the inputs are the padded canvases")

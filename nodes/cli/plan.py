@@ -31,7 +31,6 @@ VOLC_ONLY = ("prompt", "seed", "steps", "scale", "strength", "top", "bottom", "l
              "watermark", "watermark_language")
 DASHSCOPE_ONLY = ("mode", "angle", "output_ratio", "x_scale", "y_scale", "offsets", "best_quality",
                   "no_limit_image_size", "no_watermark", "resume_task_id")
-WATERMARKS = {"off": None, "bottom-right": 0, "bottom-left": 1, "top-left": 2, "top-right": 3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +173,7 @@ def _volc_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan:
     canvas_only = _flags(args, ("feathering", "fill", "overlap"))
     if canvas_only and args.pad_pixels is None:
         raise UsageError(f"{', '.join(canvas_only)} only apply with --pad-pixels (the CLI builds the canvas)")
-    position = WATERMARKS.get(args.watermark)
+    position = geometry.VOLC_WATERMARKS.get(args.watermark)
     mark = None if position is None else volc.Watermark(position, int(args.watermark_language == "en"))
     sent = [f.name for f in dataclasses.fields(volc.VolcParams) if f.name != "watermark"]
     pad = mask = None
