@@ -17,14 +17,20 @@ ROOT = pathlib.Path(__file__).resolve().parent
 PACK = "cloud_outpaint_cli"
 
 
-def load_pack(name: str = PACK):
-    """The pack as a package named `name` (its __init__.py, which wires the ComfyUI nodes, is skipped)."""
+def load_pack(name: str = PACK, run_init: bool = False):
+    """The pack folder as a package named `name`, found by file location as ComfyUI finds it.
+
+    run_init=False skips the pack's __init__.py (it only wires the ComfyUI nodes), which is all the
+    commands need; the tests (tests/conftest.py) and the bench load it with run_init=True.
+    """
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py",
                                                   submodule_search_locations=[str(ROOT)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    if run_init:
+        spec.loader.exec_module(module)
     return module
 
 

@@ -16,15 +16,15 @@ sys.path.insert(0, str(TESTS / "stubs"))
 sys.path.insert(0, str(TESTS))
 
 
+# The one loader lives in the root cli.py (the launcher); load that file by path and use it.
+_spec = importlib.util.spec_from_file_location("cloud_outpaint_launcher", ROOT / "cli.py")
+launcher = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(launcher)
+
+
 def load_pack(name: str = PACK):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The pack under `name`, its __init__.py run as ComfyUI runs it."""
+    return launcher.load_pack(name, run_init=True)
 
 
 load_pack()
