@@ -109,6 +109,18 @@ def test_help_of_every_command_exits_0_and_explains_the_contract(tmp_path):
         assert text in outpaint
 
 
+def test_help_usage_errors_and_missing_dashscope_credentials_never_import_torch(tmp_path):
+    # torch takes a second to import: only the commands that process images may pay for it
+    probe = (f"import runpy, sys; code = runpy.run_path({str(CLI)!r})['main'](); "
+             "print('torch loaded' if 'torch' in sys.modules else 'no torch'); sys.exit(code)")
+    image = images(tmp_path / "in", (64, 48), names=("a.png",)) / "a.png"
+    for argv, code in ((["--help"], 0), (["outpaint", image, "--vendor", "dashscope", "--top", "0.2"], 2),
+                       (["outpaint", image, "--vendor", "dashscope"], 3)):
+        result = subprocess.run([sys.executable, "-c", probe, *map(str, argv)], cwd=tmp_path, env=child_env(tmp_path),
+                                capture_output=True, text=True, timeout=60, check=False)
+        assert (result.returncode, result.stdout.splitlines()[-1]) == (code, "no torch"), result.stderr
+
+
 def test_ctrl_c_cancels_the_pending_task_and_exits_4(runs):
     sb, launch = runs["stuck_sb"], runs["ctrl_c"]
     deadline = time.monotonic() + 30
