@@ -10,6 +10,7 @@ from pack import InputError, module
 from reference_pad import image_pad_for_outpaint
 
 MaskCanvasBuilder = module("nodes.canvas_node").MaskCanvasBuilder
+widgets = module("nodes.core.widgets")
 SOCKET_TYPES = {"IMAGE", "MASK"}
 
 
@@ -30,8 +31,9 @@ def test_schema_matches_execute_signature():
     info = drv.node_info(MaskCanvasBuilder)
     assert info["name"] == "MaskCanvasBuilder"
     declared = list(info["input"]["required"]) + list(info["input"].get("optional", {}))
-    params = list(inspect.signature(MaskCanvasBuilder.execute).parameters)
-    assert declared == params
+    # every widget comes from the one declaration and reaches execute as a keyword (canvas.build checks them)
+    assert declared == ["image", *widgets.CANVAS, "mask"]
+    assert list(inspect.signature(MaskCanvasBuilder.execute).parameters) == ["image", "mask", "settings"]
     assert info["output"] == ["IMAGE", "MASK", "INT", "INT", "INT", "INT"]
     assert info["output_name"] == ["image", "mask", "x", "y", "width", "height"]
     # ImagePadForOutpaint's widgets come first, in its order, so users find them where they expect

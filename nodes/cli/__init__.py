@@ -12,11 +12,18 @@ import argparse
 import shutil
 import sys
 
-from ..core import geometry
+from ..core import geometry, widgets
 from ..core.errors import ConfigError
 from .check import cmd_check
 from .demo import cmd_demo
-from .exits import EXIT_CODES, EXIT_INTERRUPTED, EXIT_NO_CREDENTIALS, EXIT_USAGE, PROG, UsageError
+from .exits import (
+    EXIT_CODES,
+    EXIT_INTERRUPTED,
+    EXIT_NO_CREDENTIALS,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+)
 from .outpaint import cmd_outpaint
 from .sandbox_command import cmd_sandbox
 
@@ -146,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--variants", type=int, metavar="N", help="results per image, 1-4 (default 1; each is billed)")
     v.add_argument("--return-url", action="store_true", default=None,
                    help="ask the vendor for a download link instead of inline image data")
-    v.add_argument("--watermark", choices=list(geometry.VOLC_WATERMARKS),
+    v.add_argument("--watermark", choices=list(widgets.WATERMARKS),
                    help="the vendor's visible AI label (default off)")
     v.add_argument("--watermark-language", choices=["zh", "en"], help="label text: zh AI生成 (default), en")
     v.add_argument("--mask", metavar="FILE", help="canvas mode: mask PNG of the inputs' size, white = generate "

@@ -13,8 +13,17 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from ..core.errors import ItemError, VendorError
-from .exits import (EXIT_INTERRUPTED, EXIT_NO_CREDENTIALS, EXIT_OK, EXIT_SOME_FAILED, EXIT_VENDOR, PROG,
-                    Interrupted, NoCredentials, UsageError)
+from .exits import (
+    EXIT_INTERRUPTED,
+    EXIT_NO_CREDENTIALS,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_VENDOR,
+    PROG,
+    Interrupted,
+    NoCredentials,
+    UsageError,
+)
 from .inputs import Source, collect_inputs, read_header
 from .output import jsonable, run_output, write_atomic, write_json
 from .plan import make_plan

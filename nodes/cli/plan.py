@@ -11,7 +11,7 @@ import os
 import pathlib
 from typing import TYPE_CHECKING
 
-from ..core import backends, geometry
+from ..core import backends, geometry, widgets
 from ..core.errors import ConfigError, InputError
 from .exits import PROG, NoCredentials, UsageError, need_torch
 
@@ -173,7 +173,7 @@ def _volc_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan:
     canvas_only = _flags(args, ("feathering", "fill", "overlap"))
     if canvas_only and args.pad_pixels is None:
         raise UsageError(f"{', '.join(canvas_only)} only apply with --pad-pixels (the CLI builds the canvas)")
-    position = geometry.VOLC_WATERMARKS.get(args.watermark)
+    position = widgets.WATERMARKS.get(args.watermark)
     mark = None if position is None else volc.Watermark(position, int(args.watermark_language == "en"))
     sent = [f.name for f in dataclasses.fields(volc.VolcParams) if f.name != "watermark"]
     pad = mask = None

@@ -11,8 +11,8 @@ import threading
 
 from . import credential_store, credentials
 from .errors import InputError
+from .widgets import BACKENDS
 
-BACKENDS = ("cloud", "sandbox")
 _lock = threading.Lock()
 _shared = None
 

@@ -6,17 +6,21 @@ Everything is vectorised torch and keeps the input's dtype and device. Geometry 
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from . import widgets
 from .errors import InputError
 from .geometry import Placement
+from .widgets import FEATHER_CURVES, FILL_MODES
 
-FILL_MODES = ("grey", "color", "edge", "reflect", "blur")
-FEATHER_CURVES = ("quadratic", "linear", "smoothstep")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,33 @@ class MaskBand:
     feathering: int
     overlap: int
     clamped: bool
+
+
+@dataclass(frozen=True)
+class CanvasResult:
+    image: torch.Tensor  # the padded canvas [B,H,W,C]
+    mask: torch.Tensor  # [B,H,W], 1 = generate
+    placement: Placement  # where the original sits
+    band: MaskBand
+
+
+def build(image, settings: Mapping[str, Any], mask: torch.Tensor | None = None) -> CanvasResult:
+    """MaskCanvasBuilder's whole pipeline for its widget values (widgets.CANVAS): check, plan the
+    expansion, feathered mask (+ an extra mask merged in), filled canvas."""
+    image = check_image(image)
+    values = {name: w.check(settings.get(name, w.default), "MaskCanvasBuilder") for name, w in widgets.CANVAS.items()}
+    batch, height, width, _ = image.shape
+    placement = widgets.plan_expansion(width, height, values)
+    out_mask, band = build_mask(placement, batch, values["feathering"], values["overlap"], values["feather_curve"],
+                                dtype=image.dtype, device=image.device)
+    if band.clamped:
+        log.warning("MaskCanvasBuilder: feathering %d / overlap %d do not fit a %dx%d image; using %d / %d",
+                    values["feathering"], values["overlap"], width, height, band.feathering, band.overlap)
+    if mask is not None:
+        out_mask = merge_mask(out_mask, mask, placement)
+    color = parse_color(values["fill_color"]) if values["fill"] == "color" else (0.5, 0.5, 0.5)
+    out_image = build_canvas(image, placement, values["fill"], color, values["noise"], values["seed"])
+    return CanvasResult(out_image, out_mask, placement, band)
 
 
 def check_image(image) -> torch.Tensor:

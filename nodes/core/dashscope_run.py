@@ -57,6 +57,7 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
     if image_format not in ("png", "jpeg"):
         raise InputError(f"image_format {image_format!r}: use png or jpeg")
     _, height, width, _ = image.shape
+    params.validate()
     params.plan(width, height)  # the user's values, in the user's pixels, must be valid as given
     items = []
     for b in range(image.shape[0]):

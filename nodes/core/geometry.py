@@ -233,11 +233,6 @@ def scale_placement(placement: Placement, out_width: int, out_height: int) -> Pl
     return Placement(out_width, out_height, x0, y0, x1 - x0, y1 - y0)
 
 
-# Corner of Volcengine's visible AI label -> logo_info.position (None = no label). Kept here, in
-# pure Python, so the CLI's parser can list the corners without importing torch via core/volc.py.
-VOLC_WATERMARKS = {"off": None, "bottom-right": 0, "bottom-left": 1, "top-left": 2, "top-right": 3}
-
-
 def volc_ratio_output(width: int, height: int, left: float, top: float, right: float, bottom: float,
                       max_width: int, max_height: int) -> tuple[Placement, tuple[int, int]]:
     """Volcengine ratio mode: the canvas W·(1+l+r) x H·(1+t+b) (sides rounded per side), then the

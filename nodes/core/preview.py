@@ -1,7 +1,7 @@
 """Geometry preview for the frontend: where the image lands for a node's current widget values.
 
 Computed with geometry.py (the same calls the nodes make), from string values as they arrive in a
-query string. Defaults are the nodes' widget defaults (tests/test_routes.py checks they agree).
+query string. Defaults are the nodes' widget defaults, read from widgets.py.
 Bad values give {"error": <the InputError text>} with the numbers null, never an exception.
 """
 
@@ -10,32 +10,27 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from . import geometry, volc
+from . import geometry, volc, widgets
 from .dashscope import DashScopeParams
 from .errors import InputError
 
 KEYS = ("canvas_width", "canvas_height", "x", "y", "width", "height", "output_width", "output_height")
 MAX_INPUT_SIDE = 1 << 16
 
-# widget -> (type, default), per node
+_TYPES = {"INT": int, "FLOAT": float, "BOOLEAN": bool, "STRING": str, "COMBO": str}
+
+
+def _spec(table: Mapping[str, widgets.Widget], names) -> dict[str, tuple[type, object]]:
+    return {name: (_TYPES[table[name].kind], table[name].default) for name in names}
+
+
+# widget -> (type, default), per node: the geometry inputs, from the one widget declaration
 WIDGETS: dict[str, dict[str, tuple[type, object]]] = {
-    "MaskCanvasBuilder": {
-        "expand_mode": (str, "pixels"),
-        **{side: (int, 0) for side in ("left", "top", "right", "bottom")},
-        **{f"fraction_{side}": (float, 0.1) for side in ("left", "top", "right", "bottom")},
-        "x_scale": (float, 1.5), "y_scale": (float, 1.5), "aspect_ratio": (str, "16:9"),
-        "target_width": (int, 1024), "target_height": (int, 1024), "anchor": (str, "center"),
-        "multiple_of": (int, 1),
-    },
-    "VolcOutpaint": {
-        **{side: (float, 0.1) for side in ("top", "bottom", "left", "right")},
-        "max_width": (int, 1920), "max_height": (int, 1920), "canvas_mode": (bool, False),
-    },
-    "DashScopeOutpaint": {
-        "mode": (str, "scale"), "angle": (int, 0), "output_ratio": (str, "16:9"),
-        "x_scale": (float, 1.5), "y_scale": (float, 1.5),
-        **{f"{side}_offset": (int, 0) for side in ("left", "right", "top", "bottom")},
-    },
+    "MaskCanvasBuilder": _spec(widgets.CANVAS, widgets.EXPANSION),
+    "VolcOutpaint": {**_spec(widgets.VOLC, ("top", "bottom", "left", "right", "max_width", "max_height")),
+                     "canvas_mode": (bool, False)},  # not a widget: whether a mask is connected
+    "DashScopeOutpaint": _spec(widgets.DASHSCOPE, ("mode", "angle", "output_ratio", "x_scale", "y_scale",
+                                                   "left_offset", "right_offset", "top_offset", "bottom_offset")),
 }
 
 
@@ -83,12 +78,7 @@ def compute(node: str, query: Mapping[str, str]) -> dict:
             raise InputError(f"no geometry preview for node {node!r}; known: {', '.join(WIDGETS)}")
         width, height, v = _values(node, query)
         if node == "MaskCanvasBuilder":
-            p = geometry.plan_expansion(
-                width, height, v["expand_mode"], left=v["left"], top=v["top"], right=v["right"],
-                bottom=v["bottom"], fraction_left=v["fraction_left"], fraction_top=v["fraction_top"],
-                fraction_right=v["fraction_right"], fraction_bottom=v["fraction_bottom"], x_scale=v["x_scale"],
-                y_scale=v["y_scale"], aspect_ratio=v["aspect_ratio"], target_width=v["target_width"],
-                target_height=v["target_height"], anchor=v["anchor"], multiple_of=v["multiple_of"])
+            p = widgets.plan_expansion(width, height, v)
             output = (p.canvas_width, p.canvas_height)
         elif node == "VolcOutpaint":
             canvas_mode = v.pop("canvas_mode")
@@ -102,7 +92,9 @@ def compute(node: str, query: Mapping[str, str]) -> dict:
                 p = geometry.scale_placement(placement, *output)
         else:
             geometry.dashscope_input_scale(width, height)  # refuses images that cannot be sent at all
-            p = DashScopeParams(**v).plan(width, height)  # the user's values, in the user's pixels
+            params = DashScopeParams(**v)
+            params.validate()
+            p = params.plan(width, height)  # the user's values, in the user's pixels
             output = (p.canvas_width, p.canvas_height)
     except InputError as exc:
         return {**dict.fromkeys(KEYS), "error": str(exc)}

@@ -19,6 +19,7 @@ from . import transport, volc_signer
 from .credentials import VolcCredentials
 from .errors import InputError, VendorError
 from .imagecodec import DecodeError, from_base64, to_base64
+from .widgets import VOLC as _W
 
 VENDOR = "Volcengine"
 ACTION, VERSION, REQ_KEY = "CVProcess", "2022-08-31", "i2i_outpainting"
@@ -116,37 +117,34 @@ class Watermark:
 class VolcParams:
     """Everything sent besides the images. Defaults are the vendor's (Java SDK model)."""
 
-    prompt: str = ""
-    seed: int = -1
-    steps: int = 30
-    scale: float = 7.0
-    strength: float = 0.8
-    top: float = 0.1
-    bottom: float = 0.1
-    left: float = 0.1
-    right: float = 0.1
-    max_width: int = 1920
-    max_height: int = 1920
-    return_url: bool = False
+    prompt: str = _W["prompt"].default
+    seed: int = _W["seed"].default
+    steps: int = _W["steps"].default
+    scale: float = _W["scale"].default
+    strength: float = _W["strength"].default
+    top: float = _W["top"].default
+    bottom: float = _W["bottom"].default
+    left: float = _W["left"].default
+    right: float = _W["right"].default
+    max_width: int = _W["max_width"].default
+    max_height: int = _W["max_height"].default
+    return_url: bool = _W["return_url"].default
     watermark: Watermark | None = None
 
     def validate(self, canvas_mode: bool) -> None:
         """Ranges from the vendor docs; checked before anything is sent."""
-        checks = [("steps", self.steps, 1, 100), ("scale", self.scale, 1.0, 20.0),
-                  ("strength", self.strength, 0.1, 1.0), ("seed", self.seed, -1, 2**31 - 1),
-                  ("max_width", self.max_width, 64, 8192), ("max_height", self.max_height, 64, 8192)]
+        names = ["steps", "scale", "strength", "seed", "max_width", "max_height"]
         if not canvas_mode:
-            checks += [(side, getattr(self, side), 0.0, 1.0) for side in ("top", "bottom", "left", "right")]
-        for name, value, low, high in checks:
-            if not (low <= value <= high):
-                raise InputError(f"{name} is {value}; Volcengine accepts {low} to {high}")
+            names += ["top", "bottom", "left", "right"]
+        for name in names:
+            _W[name].check(getattr(self, name), VENDOR)
         if not canvas_mode and not any((self.top, self.bottom, self.left, self.right)):
             raise InputError("top, bottom, left and right are all 0: nothing to outpaint")
         if len(self.prompt) > MAX_PROMPT_CHARS:
             raise InputError(f"the prompt has {len(self.prompt)} characters; keep it under {MAX_PROMPT_CHARS} "
                              "(Volcengine reads about 100 words or Chinese characters)")
-        if self.watermark and not (0 <= self.watermark.opacity <= 1):
-            raise InputError(f"watermark opacity {self.watermark.opacity} must be 0..1")
+        if self.watermark:
+            _W["watermark_opacity"].check(self.watermark.opacity)
 
 
 @dataclass

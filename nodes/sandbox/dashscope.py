@@ -69,12 +69,40 @@ from ..core import geometry, imagecodec
 from ..core.errors import InputError
 from . import fill
 from .dashscope_oss import MissingObject, OssError, TempStorage, parse_form
-from .dashscope_protocol import (CANCEL_REFUSED, CREATE_PATH, DOWNLOAD_FAILED, ERRORS, MODEL, NO_KEY_MESSAGE,
-                                 OSS_BUCKET, OSS_PATH, SPEC_PREFIX, STATUS_CODES, SYNC_CALL_MESSAGE, TASKS_PREFIX,
-                                 THROTTLE_CODES, UPLOADS_PATH, DashScopeError, beijing, created, error_response,
-                                 from_error, new_request_id, oss_error, oss_request_id, oss_signed_query,
-                                 policy_response, task_response)
-from .dashscope_request import QUARTER_TURNS, OutpaintJob, parse_body, parse_job, seed_text
+from .dashscope_protocol import (
+    CANCEL_REFUSED,
+    CREATE_PATH,
+    DOWNLOAD_FAILED,
+    ERRORS,
+    MODEL,
+    NO_KEY_MESSAGE,
+    OSS_BUCKET,
+    OSS_PATH,
+    SPEC_PREFIX,
+    STATUS_CODES,
+    SYNC_CALL_MESSAGE,
+    TASKS_PREFIX,
+    THROTTLE_CODES,
+    UPLOADS_PATH,
+    DashScopeError,
+    beijing,
+    created,
+    error_response,
+    from_error,
+    new_request_id,
+    oss_error,
+    oss_request_id,
+    oss_signed_query,
+    policy_response,
+    task_response,
+)
+from .dashscope_request import (
+    QUARTER_TURNS,
+    OutpaintJob,
+    parse_body,
+    parse_job,
+    seed_text,
+)
 from .faults import REQUIRED, Fault
 from .fetch import FetchFailed, FetchRefused, fetch_loopback
 from .requestlog import LogEntry

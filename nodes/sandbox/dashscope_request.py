@@ -20,8 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.geometry import DASHSCOPE_RATIOS
-from .dashscope_protocol import (INVALID_URL_MESSAGE, MODEL, MODEL_NOT_EXIST, DashScopeError,
-                                 invalid_parameter)
+from .dashscope_protocol import (
+    INVALID_URL_MESSAGE,
+    MODEL,
+    MODEL_NOT_EXIST,
+    DashScopeError,
+    invalid_parameter,
+)
 
 OFFSETS = ("top_offset", "bottom_offset", "left_offset", "right_offset")
 QUARTER_TURNS = (90, 180, 270)

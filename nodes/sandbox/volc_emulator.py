@@ -45,9 +45,20 @@ from ..core.errors import InputError
 from . import fill
 from .faults import REQUIRED, Fault
 from .fetch import FetchFailed, FetchRefused, fetch_loopback
-from .volc_protocol import (ACTIONS, BUSINESS_ERRORS, GATEWAY_ERRORS, POST_PROCESSING_CODES, VERSION,
-                            VolcError, business_error, from_volc_error, gateway_error, proxy_auth_error,
-                            service_request_id, success)
+from .volc_protocol import (
+    ACTIONS,
+    BUSINESS_ERRORS,
+    GATEWAY_ERRORS,
+    POST_PROCESSING_CODES,
+    VERSION,
+    VolcError,
+    business_error,
+    from_volc_error,
+    gateway_error,
+    proxy_auth_error,
+    service_request_id,
+    success,
+)
 from .volc_request import MAX_PROMPT_CHARS, VolcJob, describe, parse_job
 from .wire import SandboxRequest, SandboxResponse
 

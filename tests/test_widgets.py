@@ -1,0 +1,89 @@
+"""One declaration for every widget (nodes/core/widgets.py): the node schemas, the engine's
+dataclass defaults, the geometry preview and the engine's own checks all read it."""
+
+import dataclasses
+import math
+
+import pytest
+
+import comfy_driver as drv
+from pack import InputError, module
+
+widgets = module("nodes.core.widgets")
+volc = module("nodes.core.volc")
+dashscope = module("nodes.core.dashscope")
+preview = module("nodes.core.preview")
+NODES = {
+    "VolcOutpaint": (module("nodes.volc_node").VolcOutpaint, widgets.VOLC),
+    "DashScopeOutpaint": (module("nodes.dashscope_node").DashScopeOutpaint, widgets.DASHSCOPE),
+    "MaskCanvasBuilder": (module("nodes.canvas_node").MaskCanvasBuilder, widgets.CANVAS),
+}
+
+
+@pytest.mark.parametrize("node_id", NODES)
+def test_each_schema_widget_is_the_declared_one(node_id):
+    node_cls, table = NODES[node_id]
+    info = drv.node_info(node_cls)
+    spec = {**info["input"]["required"], **info["input"].get("optional", {})}
+    schema_widgets = [name for name, (io_type, _) in spec.items() if io_type not in ("IMAGE", "MASK")]
+    assert schema_widgets == list(table)
+    for name, w in table.items():
+        io_type, opts = spec[name]
+        if w.kind == "COMBO":
+            assert io_type == list(w.options) or opts.get("options") == list(w.options), name
+        else:
+            assert io_type == w.kind, name
+        assert opts.get("default") == w.default, name
+        assert opts.get("tooltip") == (w.tooltip or None), name
+        for key in ("min", "max", "step"):
+            assert opts.get(key) == getattr(w, key), (name, key)
+
+
+@pytest.mark.parametrize("cls, table", [(volc.VolcParams, widgets.VOLC), (dashscope.DashScopeParams, widgets.DASHSCOPE)])
+def test_engine_defaults_are_the_widget_defaults(cls, table):
+    fields = [f for f in dataclasses.fields(cls) if f.name in table]
+    assert len(fields) >= 8
+    for f in fields:
+        if f.name == "watermark":  # a Watermark object built from four widgets; "off" = None
+            assert widgets.WATERMARKS[table["watermark"].default] is f.default is None
+        else:
+            assert f.default == table[f.name].default, f.name
+
+
+def test_preview_reads_the_declared_defaults():
+    for node_id, names in preview.WIDGETS.items():
+        table = NODES[node_id][1]
+        for name, (_, default) in names.items():
+            if name in table:
+                assert default == table[name].default, (node_id, name)
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("steps", math.nan, "steps is nan, not a finite number"),
+    ("steps", math.inf, "not a finite number"),
+    ("steps", 2.5, "steps is 2.5; it must be a whole number"),
+    ("steps", True, "not a number"),
+    ("steps", "30", "not a number"),
+    ("steps", 101, "steps is 101; Volcengine accepts 1 to 100"),
+    ("scale", 0.5, "scale is 0.5; Volcengine accepts 1.0 to 20.0"),
+    ("image_format", "webp", "image_format 'webp' is not one of jpeg, png"),
+    ("return_url", 1, "return_url is 1: use true or false"),
+    ("prompt", None, "prompt is NoneType, not text"),
+])
+def test_check_refuses_and_names_the_widget(name, value, words):
+    with pytest.raises(InputError) as exc:
+        widgets.VOLC[name].check(value, "Volcengine")
+    assert words in str(exc.value)
+
+
+def test_check_returns_the_value_in_its_type():
+    assert widgets.VOLC["steps"].check(30.0) == 30 and isinstance(widgets.VOLC["steps"].check(30.0), int)
+    assert isinstance(widgets.VOLC["scale"].check(7), float)
+    assert widgets.CANVAS["anchor"].check("top-left") == "top-left"
+
+
+def test_volcengine_params_are_checked_against_the_declaration():
+    with pytest.raises(InputError, match="max_width is 32; Volcengine accepts 64 to 8192"):
+        volc.VolcParams(max_width=32).validate(canvas_mode=False)
+    with pytest.raises(InputError, match="not a finite number"):
+        volc.VolcParams(strength=math.nan).validate(canvas_mode=False)
