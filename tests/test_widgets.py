@@ -87,3 +87,41 @@ def test_volcengine_params_are_checked_against_the_declaration():
         volc.VolcParams(max_width=32).validate(canvas_mode=False)
     with pytest.raises(InputError, match="not a finite number"):
         volc.VolcParams(strength=math.nan).validate(canvas_mode=False)
+
+
+cli = module("nodes.cli")
+
+
+def _outpaint_actions():
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    return {a.dest: a for a in sub.choices["outpaint"]._actions}
+
+
+@pytest.mark.parametrize("table, names", [
+    (widgets.VOLC, ("top", "bottom", "left", "right", "prompt", "seed", "steps", "scale", "strength", "max_width",
+                    "max_height", "variants", "watermark", "watermark_language", "concurrency")),
+    (widgets.DASHSCOPE, ("mode", "angle", "output_ratio", "x_scale", "y_scale")),
+    (widgets.CANVAS, ("feathering", "overlap", "fill")),
+])
+def test_cli_flags_are_the_declared_widgets(table, names):
+    actions = _outpaint_actions()
+    for name in names:
+        w, action = table[name], actions[name]
+        assert f"default {w.default if w.default != '' else 'empty'}" in action.help, name
+        if w.kind == "COMBO":
+            assert action.choices == list(w.options), name
+        if w.kind in ("INT", "FLOAT"):
+            assert f"{w.min:g}-{w.max:g}" in action.help, name
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--steps", "101"], "steps is 101; use 1 to 100"),
+    (["--steps", "2.5"], "'2.5' is not a whole number"),
+    (["--scale", "nan"], "scale is nan, not a finite number"),
+    (["--concurrency", "9"], "concurrency is 9; use 1 to 8"),
+    (["--timeout", "nan"], "not a finite number of seconds"),
+    (["--x-scale", "3.5"], "x_scale is 3.5; use 1.0 to 3.0"),
+])
+def test_cli_refuses_what_the_widget_refuses(argv, words, capsys):
+    assert cli.main(["outpaint", "a.png", "--vendor", "volc", *argv]) == 2
+    assert words in capsys.readouterr().err

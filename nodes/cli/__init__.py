@@ -9,11 +9,13 @@ This module holds the parser and main(); each command lives in its own module.
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import sys
 
-from ..core import geometry, widgets
+from ..core import widgets
 from ..core.errors import ConfigError
+from . import widget_flags
 from .check import cmd_check
 from .demo import cmd_demo
 from .exits import (
@@ -58,21 +60,15 @@ def _four_ints(text: str) -> tuple[int, int, int, int]:
     return values
 
 
-def _number(low: float, high: float, above: bool, what: str):
-    """An argparse type: a float in [low, high] (above=True: strictly above `low`)."""
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-        if (value <= low if above else value < low) or value > high:
-            raise argparse.ArgumentTypeError(f"{value} is outside {what}")
-        return value
-    return parse
-
-
-_fraction = _number(0.0, 1.0, False, "0..1 (Volcengine's range for a side)")
-_positive = _number(0.0, float("inf"), True, "the allowed range: it must be above 0")
+def _positive(text: str) -> float:
+    """An argparse type: a finite number of seconds above 0 (NaN would disable every deadline)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number of seconds above 0")
+    return value
 
 
 # ---- argument parser ------------------------------------------------------------------------------
@@ -121,10 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(the output keeps the sub-folder names; DIR itself is skipped)")
     p.add_argument("--timeout", type=_positive, metavar="S",
                    help="wall-clock limit per file, retries included (default 180 for volc, 300 for dashscope)")
-    p.add_argument("--concurrency", type=int, default=2, metavar="N",
-                   help="requests/tasks in flight at once, 1-8 (default 2). Volcengine's quota is per account "
-                        "(unpublished; 2 is safe); DashScope allows 1-5 concurrent tasks per account and 2 task "
-                        "creations per second (kept automatically)")
+    widget_flags.add(p, widgets.VOLC["concurrency"], default=widgets.VOLC["concurrency"].default)
     p.add_argument("--image-format", choices=["jpeg", "png"],
                    help="upload format: volc default jpeg (q95, ~5x smaller; masks always PNG), dashscope "
                         "default png (up to 10 MB)")
@@ -139,49 +132,32 @@ def build_parser() -> argparse.ArgumentParser:
         "are padded canvases, white = generate) or --pad-pixels (the CLI pads each input like MaskCanvasBuilder "
         "and sends canvas + mask). Input up to 4096 px a side and 5 MiB (shrunk automatically, noted in the "
         "sidecar). Every request is billed.")
-    for side, dim in (("top", "height"), ("bottom", "height"), ("left", "width"), ("right", "width")):
-        v.add_argument(f"--{side}", type=_fraction, metavar="F",
-                       help=f"ratio mode: fraction of the {dim} added on the {side}, 0-1 (default 0.1)")
-    v.add_argument("--prompt", help="what should appear in the new area (optional; ~100 words are read, moderated)")
-    v.add_argument("--seed", type=int, help="-1 = the vendor picks (default); variants use seed, seed+1, ...")
-    v.add_argument("--steps", type=int, help="sampling steps 1-100 (default 30)")
-    v.add_argument("--scale", type=float, help="prompt strength 1-20 (default 7)")
-    v.add_argument("--strength", type=float, help="0.1-1, lower stays closer to the original (default 0.8)")
-    v.add_argument("--max-width", type=int, metavar="PX", help="64-8192 (default 1920): the vendor resizes its "
-                   "result to fit max-width x max-height")
-    v.add_argument("--max-height", type=int, metavar="PX", help="64-8192 (default 1920)")
-    v.add_argument("--variants", type=int, metavar="N", help="results per image, 1-4 (default 1; each is billed)")
+    for name in ("top", "bottom", "left", "right", "prompt", "seed", "steps", "scale", "strength"):
+        widget_flags.add(v, widgets.VOLC[name])
+    widget_flags.add(v, widgets.VOLC["max_width"], metavar="PX")
+    widget_flags.add(v, widgets.VOLC["max_height"], metavar="PX")
+    widget_flags.add(v, widgets.VOLC["variants"])
     v.add_argument("--return-url", action="store_true", default=None,
                    help="ask the vendor for a download link instead of inline image data")
-    v.add_argument("--watermark", choices=list(widgets.WATERMARKS),
-                   help="the vendor's visible AI label (default off)")
-    v.add_argument("--watermark-language", choices=["zh", "en"], help="label text: zh AI生成 (default), en")
+    widget_flags.add(v, widgets.VOLC["watermark"])
+    widget_flags.add(v, widgets.VOLC["watermark_language"])
     v.add_argument("--mask", metavar="FILE", help="canvas mode: mask PNG of the inputs' size, white = generate "
                    "(e.g. MaskCanvasBuilder's mask); the inputs are the padded canvases")
     v.add_argument("--pad-pixels", type=_four_ints, metavar="L,T,R,B",
                    help="canvas mode: pad each input by these pixels (MaskCanvasBuilder, pixels mode) and send "
                         "the canvas with its mask")
-    v.add_argument("--feathering", type=int, metavar="PX", help="with --pad-pixels: feather of the mask into the "
-                   "original (default 40, shrunk to fit)")
-    v.add_argument("--overlap", type=int, metavar="PX", help="with --pad-pixels: px of the original repainted "
-                   "at the seam (default 0)")
-    v.add_argument("--fill", help="with --pad-pixels: what the new area shows before generation: grey (default), "
-                   "edge, reflect, blur")
+    for name in ("feathering", "overlap", "fill"):
+        widget_flags.add(v, widgets.CANVAS[name], metavar="PX", prefix="with --pad-pixels: ")
 
     d = p.add_argument_group(
         "DashScope (--vendor dashscope)",
         "Exactly one expansion mode is sent. Images outside 512-4096 px a side are scaled in and the result "
         "scaled back, so offsets stay in your own pixels. Each successful image is billed; on timeout or "
         "Ctrl-C a pending task is cancelled and its id kept in the sidecar.")
-    d.add_argument("--mode", choices=list(geometry.DASHSCOPE_MODES),
-                   help="scale (default): x/y scale, centred; output_ratio: grow to an aspect ratio; offsets: "
-                        "pixels per side; rotate_only: only rotate")
-    d.add_argument("--angle", type=int, metavar="DEG", help="rotate counter-clockwise first, 0-359, not "
-                   "90/180/270 (default 0); the corners are generated")
-    d.add_argument("--output-ratio", choices=list(geometry.DASHSCOPE_RATIOS), help="--mode output_ratio: target "
-                   "aspect ratio (default 16:9)")
-    d.add_argument("--x-scale", type=float, metavar="X", help="--mode scale: width x this, 1-3 (default 1.5)")
-    d.add_argument("--y-scale", type=float, metavar="Y", help="--mode scale: height x this, 1-3 (default 1.5)")
+    widget_flags.add(d, widgets.DASHSCOPE["mode"])
+    widget_flags.add(d, widgets.DASHSCOPE["angle"], metavar="DEG")
+    for name in ("output_ratio", "x_scale", "y_scale"):
+        widget_flags.add(d, widgets.DASHSCOPE[name])
     d.add_argument("--offsets", type=_four_ints, metavar="L,T,R,B", help="--mode offsets: pixels added per side, "
                    "in the input's own pixels")
     d.add_argument("--best-quality", action="store_true", default=None,

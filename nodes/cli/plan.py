@@ -35,22 +35,23 @@ DASHSCOPE_ONLY = ("mode", "angle", "output_ratio", "x_scale", "y_scale", "offset
 
 @dataclasses.dataclass(frozen=True)
 class PadCanvas:
-    """--pad-pixels: each input padded the way MaskCanvasBuilder does in pixels mode (its defaults)."""
+    """--pad-pixels: each input padded the way MaskCanvasBuilder does in pixels mode (its widget defaults)."""
 
     pad: tuple[int, int, int, int]  # left, top, right, bottom
-    feathering: int = 40
-    overlap: int = 0
-    fill: str = "grey"
+    feathering: int = widgets.CANVAS["feathering"].default
+    overlap: int = widgets.CANVAS["overlap"].default
+    fill: str = widgets.CANVAS["fill"].default
 
     def build(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """The canvas, its mask and what the sidecar says about them."""
         from ..core import canvas
 
-        placement = geometry.pad_pixels(image.shape[2], image.shape[1], *self.pad)
-        mask, _ = canvas.build_mask(placement, 1, self.feathering, self.overlap)
+        settings = {"expand_mode": "pixels", **dict(zip(("left", "top", "right", "bottom"), self.pad, strict=True)),
+                    "feathering": self.feathering, "overlap": self.overlap, "fill": self.fill}
+        built = canvas.build(image, settings)
         about = {"pad_pixels": list(self.pad), "feathering": self.feathering, "overlap": self.overlap,
-                 "fill": self.fill, "placement": placement.as_dict()}
-        return canvas.build_canvas(image, placement, self.fill), mask, about
+                 "fill": self.fill, "placement": built.placement.as_dict()}
+        return built.image, built.mask, about
 
 
 @dataclasses.dataclass
@@ -152,8 +153,6 @@ def make_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan | Da
         owner = "DashScope" if vendor == "volc" else "Volcengine"
         raise UsageError(f"{', '.join(other)}: {owner} option{'s' if len(other) > 1 else ''}, not for --vendor "
                          f"{vendor} (see {PROG} outpaint --help)")
-    if not 1 <= args.concurrency <= 8:
-        raise UsageError(f"--concurrency {args.concurrency}: use 1 to 8 (and no more than your account's quota)")
     if vendor == "volc":
         need_torch()  # the Volcengine client's module needs it; DashScope's checks do not
         return _volc_plan(args, sources, store)
@@ -161,7 +160,7 @@ def make_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan | Da
 
 
 def _volc_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan:
-    from ..core import canvas, imagecodec, volc, volc_run
+    from ..core import imagecodec, volc, volc_run
 
     canvas_mode = args.mask is not None or args.pad_pixels is not None
     if args.mask is not None and args.pad_pixels is not None:
@@ -181,13 +180,9 @@ def _volc_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan:
         params = volc.VolcParams(**_given(args, sent), watermark=mark)
         params.validate(canvas_mode)
         options = _options(args, volc_run.RunOptions, **_given(args, ("variants",)))
-        if not 1 <= options.variants <= 4:
-            raise InputError(f"--variants {options.variants}: use 1 to 4 (each one is a billed request)")
         config = volc.VolcConfig.from_env()
         if args.pad_pixels is not None:
             pad = PadCanvas(args.pad_pixels, **_given(args, ("feathering", "overlap", "fill")))
-            if pad.fill not in canvas.FILL_MODES:
-                raise InputError(f"--fill {pad.fill}: use one of {', '.join(canvas.FILL_MODES)}")
             if not any(pad.pad):
                 raise InputError("--pad-pixels 0,0,0,0 pads nothing: nothing to outpaint")
         if args.mask is not None:
@@ -231,6 +226,10 @@ def _dashscope_plan(args, sources: list[Source], store: pathlib.Path) -> DashSco
     from ..core import dashscope  # no torch: usage and credential errors stay fast
 
     params = dashscope.DashScopeParams(**_dashscope_given(args))
+    try:
+        params.validate()
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     wrong = {"output_ratio": ("output_ratio",), "scale": ("x_scale", "y_scale"), "offsets": ("offsets",)}
     for m, names in wrong.items():
         given = _flags(args, names)
