@@ -23,7 +23,7 @@ from PIL import Image
 from pack import module
 
 Sandbox = module("nodes.sandbox").Sandbox
-ds_sandbox = module("nodes.sandbox.dashscope")
+ds_sandbox = module("nodes.sandbox.dashscope_emulator")
 geometry = module("nodes.core.geometry")
 
 MODEL = "image-out-painting"
@@ -981,6 +981,8 @@ def test_settings_describe_and_reset(sb, http):
         Sandbox(dashscope_pending=1)
     assert any(f"DASHSCOPE_HTTP_BASE_URL={sb.url}/api/v1" in line and sb.dashscope_api_key in line
                for line in sb.describe())
+    creds = sb.dashscope_credentials()
+    assert (creds.source, creds.base_url, creds.api_key) == ("sandbox", f"{sb.url}/api/v1", sb.dashscope_api_key)
     task_id = created_id(create(http, sb, upload(http, sb)))
     sb.reset()
     assert sb.requests() == [] and sb.dashscope_task(task_id) is None

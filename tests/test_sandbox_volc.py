@@ -22,7 +22,7 @@ from PIL import Image
 from pack import module
 
 sandbox_pkg = module("nodes.sandbox")
-server_mod = module("nodes.sandbox.server")
+standalone = module("nodes.sandbox.standalone")
 volc_sandbox = module("nodes.sandbox.volc_emulator")
 geometry = module("nodes.core.geometry")
 vsig = module("nodes.core.volc_signer")
@@ -895,10 +895,10 @@ def test_stop_cuts_a_slow_answer_short():
     assert time.perf_counter() - started < 2 and outcome and not thread.is_alive()
 
 
-def test_serve_forever_cli():
+def test_serve_forever_prints_how_to_use_it_and_serves_until_stopped():
     out, stop = _Lines(), threading.Event()
-    thread = threading.Thread(target=lambda: out.result.append(
-        server_mod.serve_forever_cli(["--latency", "0", "--set", "volc_output_format=\"jpeg\""], stop=stop, out=out)))
+    sandbox = Sandbox(echo=out, **standalone.parse_settings(["latency=0", "volc_output_format=\"jpeg\""]))
+    thread = threading.Thread(target=lambda: out.result.append(standalone.serve_forever(sandbox, stop=stop, out=out)))
     thread.start()
     try:
         assert out.ready.wait(10)
@@ -910,16 +910,27 @@ def test_serve_forever_cli():
             session.trust_env = False
             body = assert_success(signed_post(session, fake, form()))
         assert base64.b64decode(body["data"]["binary_data_base64"][0])[:2] == b"\xff\xd8"
+        creds = sandbox.volc_credentials()  # what describe() tells a person, as the core's credentials
+        assert (creds.kind, creds.source, creds.base_url) == ("aksk", "sandbox", url)
+        assert f"VOLC_ACCESSKEY={creds.access_key}  VOLC_SECRETKEY={creds.secret_key}" in out.text
     finally:
         stop.set()
         thread.join(10)
-    assert out.result == [0]
+    assert out.result == [None] and not sandbox.running
     assert re.search(r"POST /\?Action=CVProcess&Version=2022-08-31 -> 200 \[volc/CVProcess\] billable", out.text)
+    assert f"DASHSCOPE_HTTP_BASE_URL={url}/api/v1" in out.text
 
 
-def test_serve_forever_cli_refuses_unknown_settings(capsys):
-    with pytest.raises(SystemExit):
-        server_mod.serve_forever_cli(["--set", "no_such_setting=1"], stop=threading.Event())
+def test_parse_settings_reads_json_or_text_and_refuses_unknown_names():
+    assert standalone.parse_settings(["dashscope_running_s=5", "volc_output_format=jpeg", "latency=0.5",
+                                      "dashscope_sync_validation=false", " volc_api_key = sk-x"]) == {
+        "dashscope_running_s": 5, "volc_output_format": "jpeg", "latency": 0.5,
+        "dashscope_sync_validation": False, "volc_api_key": " sk-x"}
+    for item, words in [("no_such_setting=1", "unknown sandbox setting 'no_such_setting'"),
+                        ("volc_output_format", "NAME=VALUE"), ("url=x", "unknown sandbox setting 'url'")]:
+        with pytest.raises(ValueError, match=words):
+            standalone.parse_settings([item])
+    assert set(Sandbox.setting_names()) >= {"latency", "volc_mask_white_means", "dashscope_pending_s"}
 
 
 class _Lines(io.StringIO):
