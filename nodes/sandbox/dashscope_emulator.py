@@ -159,16 +159,20 @@ class DashScopeEmulator:
         with self._lock:
             return self._keys.get(key)
 
-    def _auth(self, request: SandboxRequest, rid: str) -> tuple[str | None, SandboxResponse | None]:
+    def _begin(self, request: SandboxRequest, action: str) -> tuple[str, str | None, SandboxResponse | None]:
+        """Every call but the upload starts so: -> (request id, the caller's key, None) or, for a
+        missing or unknown key, (request id, None, the 401 answer)."""
+        request.note(action=action)
+        rid = new_request_id()
         scheme, _, key = (request.header("Authorization") or "").strip().partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
-            return None, error_response(rid, "InvalidApiKey", NO_KEY_MESSAGE)
+            return rid, None, error_response(rid, "InvalidApiKey", NO_KEY_MESSAGE)
         region = self._key_region(key)
         request.annotate(key=_mask(key), key_region=region)
         if region is None or region != self.settings.region:
-            return None, error_response(rid, "InvalidApiKey")
-        return key, None
+            return rid, None, error_response(rid, "InvalidApiKey")
+        return rid, key, None
 
     def _status(self, task: Task) -> str:
         return task.status(self.server.now(), self._ttl(), self._finish)
@@ -213,9 +217,7 @@ class DashScopeEmulator:
     # ---- create --------------------------------------------------------------------------------
 
     def _create(self, request: SandboxRequest) -> SandboxResponse:
-        request.note(action="create")
-        rid = new_request_id()
-        key, refused = self._auth(request, rid)
+        rid, key, refused = self._begin(request, "create")
         if refused is not None:
             return refused
         s, server = self.settings, self.server
@@ -281,9 +283,7 @@ class DashScopeEmulator:
     def _task_call(self, request: SandboxRequest, task_id: str, action: str,
                    answer: Callable[[SandboxRequest, str, str, str], SandboxResponse]) -> SandboxResponse:
         """What a query and a cancel share: the key check, then `answer(request, rid, task_id, key)`."""
-        request.note(action=action)
-        rid = new_request_id()
-        key, refused = self._auth(request, rid)
+        rid, key, refused = self._begin(request, action)
         if refused is not None:
             return refused
         request.mark_processed(billable=False)
@@ -319,9 +319,7 @@ class DashScopeEmulator:
     # ---- temporary upload ----------------------------------------------------------------------
 
     def _get_policy(self, request: SandboxRequest) -> SandboxResponse:
-        request.note(action="getPolicy")
-        rid = new_request_id()
-        key, refused = self._auth(request, rid)
+        rid, key, refused = self._begin(request, "getPolicy")
         if refused is not None:
             return refused
         fault = self.server.faults.take(VENDOR, {"policy_error"})
