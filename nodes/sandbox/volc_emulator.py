@@ -12,7 +12,7 @@ One request goes: front faults (server) -> [gateway_error fault] -> Action/Versi
 [throttle / pre-processing error fault] -> body validation -> image decoding -> processing
 (billable from here) -> [post-processing error / bad_base64 / url_404 / oversized_url fault] ->
 latency -> response -> [slow / drop_after / malformed fault] (server). The fault kinds are
-FAULT_KINDS below.
+volc_faults.FAULT_KINDS.
 """
 
 from __future__ import annotations
@@ -23,18 +23,18 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..core import geometry, imagecodec, volc_signer
 from ..core.errors import InputError
 from . import fill
-from .faults import REQUIRED, Fault
+from .faults import Fault
 from .fetch import FetchFailed, FetchRefused, fetch_loopback
-from .volc_protocol import (ACTIONS, BUSINESS_ERRORS, GATEWAY_ERRORS, POST_PROCESSING_CODES, VERSION,
-                            VolcError, business_error, from_volc_error, gateway_error, proxy_auth_error,
-                            service_request_id, success)
+from .volc_faults import FAULT_KINDS, RESULT_KINDS, check_fault, error_billable
+from .volc_protocol import (ACTIONS, VERSION, VolcError, business_error, from_volc_error, gateway_error,
+                            proxy_auth_error, service_request_id, success)
 from .volc_request import MAX_PROMPT_CHARS, VolcJob, describe, parse_job
 from .wire import SandboxRequest, SandboxResponse
 
@@ -52,49 +52,6 @@ OUTPUT_FORMATS = ("png", "jpeg")
 DEMO_ACCESS_KEY = "AKLTsandboxDEMOaccessKEY0000000000000000"
 DEMO_SECRET_KEY = "c2FuZGJveC1kZW1vLXNlY3JldC1rZXktbm90LXJlYWw="
 DEMO_API_KEY = "sk-sandbox-demo-volc-0000000000000000"
-
-# sb.inject("volc", kind, times=1, **params): kind -> parameter defaults. "Billable": counted by
-# billable_count (a real account would pay).
-FAULT_KINDS: dict[str, dict[str, Any]] = {
-    # a business error body. billable=None: True only for the output-moderation codes (50511/50512/
-    # 50519, applied after processing); any other code is applied before validation, not billable
-    # (pass billable=True for e.g. a 50500 after processing)
-    "error": {"code": 50500, "http_status": None, "message": None, "billable": None, "data": None,
-              "retry_after": None},
-    # ResponseMetadata error before authentication; not billable
-    "gateway_error": {"code": "AccessDenied", "code_n": None, "http_status": None, "message": None},
-    # HTTP 429 business error (50429 or 50430) after authentication; not billable
-    "throttle": {"code": 50429, "retry_after": None},
-    # success-shaped answers after processing (billable): an undecodable image / a URL answering
-    # 404 / a URL serving `size` bytes
-    "bad_base64": {"value": None},
-    "url_404": {},
-    "oversized_url": {"size": REQUIRED, "declare_length": True},
-}
-# The generic kinds (faults.GENERIC_KINDS): drop_before and http_5xx_plain are not billable;
-# slow, drop_after and malformed come after processing (billable).
-RESULT_KINDS = frozenset({"error", "bad_base64", "url_404", "oversized_url"})
-
-
-def _check_fault(kind: str, params: dict[str, Any]) -> None:
-    """Refuse impossible fault parameters when they are injected, not when a request meets them."""
-    if kind in ("error", "throttle") and not isinstance(params["code"], int):
-        raise TypeError(f"{kind} code must be an int business code, got {params['code']!r}")
-    if kind == "throttle" and params["code"] not in (50429, 50430):
-        raise ValueError(f"throttle code must be 50429 or 50430, got {params['code']}")
-    if kind == "error" and params["http_status"] is None and params["code"] not in BUSINESS_ERRORS:
-        raise ValueError(f"error code {params['code']} is not in the table: give http_status too")
-    if kind == "gateway_error" and params["code"] not in GATEWAY_ERRORS and (
-            params["code_n"] is None or params["http_status"] is None):
-        raise ValueError(f"gateway code {params['code']!r} is not in the table: give code_n and http_status")
-    if kind == "oversized_url" and not (isinstance(params["size"], int) and params["size"] >= 0):
-        raise ValueError(f"oversized_url needs size: an int >= 0, got {params['size']!r}")
-
-
-def _error_billable(fault: Fault) -> bool:
-    billable = fault.params["billable"]
-    return fault.params["code"] in POST_PROCESSING_CODES if billable is None else bool(billable)
-
 
 def _strict_base64(text: str, label: str) -> bytes:
     # Stricter than imagecodec.from_base64 (which forgives a client's data: prefix and line
@@ -135,7 +92,7 @@ class VolcEmulator:
         self._lock = threading.Lock()  # guards the two key sets
         self._keys: dict[str, str] = {}
         self._api_keys: set[str] = set()
-        server.register_vendor(VENDOR, FAULT_KINDS, _check_fault)
+        server.register_vendor(VENDOR, FAULT_KINDS, check_fault)
         server.add_route("POST", OFFICIAL_PATH, self._official, vendor=VENDOR)
         server.add_route("POST", PROXY_PATH, self._proxy, vendor=VENDOR)
 
@@ -221,7 +178,7 @@ class VolcEmulator:
 
     def _service(self, request: SandboxRequest, rid: str) -> SandboxResponse:
         fault = self.server.faults.take(VENDOR, {"throttle", "error"},
-                                 accept=lambda f: f.kind == "throttle" or not _error_billable(f))
+                                 accept=lambda f: f.kind == "throttle" or not error_billable(f))
         if fault is not None:
             request.note(fault=fault.kind)
             return self._error_fault(fault, rid, request)
@@ -241,7 +198,7 @@ class VolcEmulator:
         self.server.sleep(self.server.latency)  # simulated processing time
 
         fault = self.server.faults.take(VENDOR, RESULT_KINDS,
-                                 accept=lambda f: f.kind != "error" or _error_billable(f))
+                                 accept=lambda f: f.kind != "error" or error_billable(f))
         if fault is not None:
             request.note(fault=fault.kind)
         return self._answer(request, rid, job, data, fault)
