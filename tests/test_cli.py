@@ -328,3 +328,26 @@ def test_inputs_get_unique_output_names_and_earlier_results_are_skipped(tmp_path
     assert keys == ["a", "a_2", "a_2_2"]
     keys = [s.key for s in inputs.collect_inputs([str(folder), str(folder / "a.png")], True, tmp_path / "out")]
     assert keys == ["a", "a_2", "a_2_2", "a_outpaint", "sub/c"]  # a.jpg, a.png, a_2.png, ...; a.png once
+
+
+def test_sandbox_command_serves_with_its_settings_and_refuses_unknown_ones(tmp_path):
+    bad = run_cli("sandbox", "--set", "no_such_setting=1", home=tmp_path)
+    assert bad.returncode == 2 and "unknown sandbox setting 'no_such_setting'" in bad.stderr
+    proc = subprocess.Popen([sys.executable, str(CLI), "sandbox", "--latency", "0", "--set", "dashscope_running_s=0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(tmp_path))
+    try:
+        url = None
+        for _ in range(40):
+            line = proc.stdout.readline()
+            if line.startswith("sandbox: http://127.0.0.1:"):
+                url = line.split()[1]
+                break
+        assert url, "the sandbox printed no URL"
+        import urllib.error
+        import urllib.request
+        with pytest.raises(urllib.error.HTTPError) as refused:  # a live emulator: unsigned calls are refused
+            urllib.request.urlopen(f"{url}/?Action=CVProcess&Version=2022-08-31", data=b"{}", timeout=5)
+        assert refused.value.code in (400, 401, 403)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0

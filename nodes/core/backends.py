@@ -34,9 +34,7 @@ def volc_credentials(backend: str, env=os.environ, store_path=None) -> credentia
     if backend == "cloud":
         return credentials.volc_credentials(env, store_path or credential_store.default_path(env))
     if backend == "sandbox":
-        sandbox = shared_sandbox()
-        return credentials.VolcCredentials("aksk", "sandbox", sandbox.url, sandbox.volc_access_key,
-                                           sandbox.volc_secret_key)
+        return shared_sandbox().volc_credentials()
     raise InputError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")
 
 
@@ -44,6 +42,5 @@ def dashscope_credentials(backend: str, env=os.environ, store_path=None) -> cred
     if backend == "cloud":
         return credentials.dashscope_credentials(env, store_path or credential_store.default_path(env))
     if backend == "sandbox":
-        sandbox = shared_sandbox()
-        return credentials.DashScopeCredentials("sandbox", f"{sandbox.url}/api/v1", sandbox.dashscope_api_key)
+        return shared_sandbox().dashscope_credentials()
     raise InputError(f"backend {backend!r}: use one of {', '.join(BACKENDS)}")

@@ -25,15 +25,22 @@ _X_DATE_SHAPE = re.compile(r"\d{8}T\d{6}Z")  # strptime alone would accept unpad
 # Headers sign() sets itself: a caller's copy, in any letter case, is replaced.
 _OWN_HEADERS = ("x-date", "x-content-sha256", "x-security-token", "authorization")
 
-# Gateway error fields, spec A.6: code -> (CodeN, HTTP status).
-_GATEWAY_ERRORS = {
-    "MissingAuthenticationToken": (100003, 401),
-    "MissingRequestInfo": (100004, 400),
-    "MissingSignature": (100005, 401),
-    "InvalidTimestamp": (100006, 400),
-    "ServiceNotFound": (100007, 404),
-    "InvalidAccessKey": (100009, 401),
-    "SignatureDoesNotMatch": (100010, 401),
+# The OpenAPI gateway's errors: code -> (CodeN, HTTP status, default message). verify() raises
+# these; the sandbox's emulator answers with them (the one copy of this table).
+GATEWAY_ERRORS: dict[str, tuple[int, int, str]] = {
+    "MissingParameter": (100002, 400, "The request is missing a required parameter."),
+    "MissingAuthenticationToken": (100003, 401, "The request has no authentication information."),
+    "MissingRequestInfo": (100004, 400, "The request is missing AccessKey, Service or Region information."),
+    "MissingSignature": (100005, 401, "The request has no signature."),
+    "InvalidTimestamp": (100006, 400, "The signature of the request is expired."),
+    "ServiceNotFound": (100007, 404, "The service in the credential scope was not found."),
+    "InvalidActionOrVersion": (100008, 404, "The Action or Version of the request is invalid."),
+    "InvalidAccessKey": (100009, 401, "The access key does not exist."),
+    "SignatureDoesNotMatch": (100010, 401, "The request signature we calculated does not match the "
+                                           "signature you provided."),
+    "LackPolicy": (100012, 403, "The user lacks a policy for this action."),
+    "AccessDenied": (100013, 403, "Access denied."),
+    "InvalidSecretToken": (100026, 401, "The security token is invalid."),
 }
 MISMATCH_MESSAGE = ("The request signature we calculated does not match the signature you provided. "
                     "Check your Secret Access Key and signing method.")
@@ -54,7 +61,8 @@ class SignatureError(Exception):
 
 
 def _fail(code: str, message: str) -> SignatureError:
-    return SignatureError(code, *_GATEWAY_ERRORS[code], message)
+    code_n, http_status, _ = GATEWAY_ERRORS[code]
+    return SignatureError(code, code_n, http_status, message)
 
 
 def _mismatch(detail: str | None = None) -> SignatureError:

@@ -1,4 +1,5 @@
-"""DashScope's temporary storage (spec B.7): upload policies, the OSS form POST, oss:// objects.
+"""DashScope's temporary storage: upload policies, the OSS form POST, oss:// objects
+(https://help.aliyun.com/zh/model-studio/get-temporary-file-url).
 
 getPolicy hands out an OSS PostObject policy (base64 JSON with an expiration and conditions)
 signed with the sandbox's OSS secret (HMAC-SHA1, OSS V1 form signature); the form POST is checked
@@ -192,10 +193,6 @@ class TempStorage:
         if stored.model != model:
             raise MissingObject(f"the object is bound to model {stored.model!r}, not {model!r}")
         return stored.data
-
-    def object_count(self) -> int:
-        with self._lock:
-            return len(self._objects)
 
     def clear(self) -> None:
         with self._lock:

@@ -1,4 +1,7 @@
-"""DashScope wire formats (spec vendor-apis.md B.4/B.5/B.7): error table, task bodies, OSS errors.
+"""DashScope wire formats: error table, task bodies, OSS errors.
+
+Sources: https://help.aliyun.com/zh/model-studio/image-scaling-api (bodies, model errors) and
+https://www.alibabacloud.com/help/en/model-studio/error-code (platform errors).
 
 Everything here is plain data -> SandboxResponse; the emulator (dashscope.py) decides what to say.
 """
@@ -28,8 +31,8 @@ OSS_HOST_ID = f"{OSS_BUCKET}.oss-cn-beijing.aliyuncs.com"
 
 BEIJING = timezone(timedelta(hours=8))
 
-# Code -> (HTTP status, default message). Model-specific rows: spec B.5 (CONFIRMED, API reference);
-# platform rows: spec B.5 / the public error-code page. "Model not exist." (400 InvalidParameter for
+# Code -> (HTTP status, default message). Model-specific rows: the API reference; platform rows:
+# the public error-code page. "Model not exist." (400 InvalidParameter for
 # an unknown model name) and "Field required: input.x" are OBSERVED answers of the live service
 # (third-party probe notes), not documented.
 ERRORS: dict[str, tuple[int, str]] = {
@@ -83,7 +86,7 @@ INVALID_URL_MESSAGE = "The provided URL does not appear to be valid. Ensure it i
 MODEL_NOT_EXIST = "Model not exist."
 SPEC_PREFIX = "the parameters must conform to the specification: "
 CANCEL_REFUSED = "Failed to cancel the task, please confirm if the task is in PENDING status."
-DOWNLOAD_FAILED = "download for input_image error"  # the FAILED example of spec B.4 (http(s) inputs)
+DOWNLOAD_FAILED = "download for input_image error"  # the API reference's FAILED example (http(s) inputs)
 
 # OSS PostObject errors: code -> (HTTP status, default message) (OSS API reference wording).
 OSS_ERRORS: dict[str, tuple[int, str]] = {
@@ -127,7 +130,7 @@ def beijing(moment: datetime) -> str:
 
 def error_response(request_id: str, code: str, message: str | None = None, status: int | None = None,
                    headers: dict[str, str] | None = None) -> SandboxResponse:
-    """{"code","message","request_id"} with the code's HTTP status (spec B.4 failure shape)."""
+    """{"code","message","request_id"} with the code's HTTP status (the documented failure shape)."""
     error = DashScopeError(code, message, status)
     return json_response(error.status, {"code": error.code, "message": error.message, "request_id": request_id},
                          headers)

@@ -1,9 +1,10 @@
-"""Validate an image-out-painting create body the way the service does (spec B.2) -> OutpaintJob.
+"""Validate an image-out-painting create body the way the service does -> OutpaintJob
+(parameters: https://help.aliyun.com/zh/model-studio/image-scaling-api).
 
 Checks come in the service's order, and in two kinds:
 - envelope (always answered on the create call, no task): JSON, model, input / parameters
   present, the image URL's scheme (oss:// needs the resolve header);
-- parameter values (`deferrable`): answered on the create call by default (spec B.5/B.8: 400
+- parameter values (`deferrable`): answered on the create call by default (as documented: 400
   InvalidParameter "the parameters must conform to the specification: …"), or — setting
   dashscope_sync_validation=False — accepted and FAILED inside the task, as a live probe of other
   DashScope image models observed (UNCONFIRMED for this model).
@@ -61,7 +62,7 @@ class CreateBody:
 
 
 def expansion_mode(output_ratio: str, x_scale: float, y_scale: float, offsets: tuple[int, ...]) -> str:
-    """The documented priority (spec B.2; the angle always applies first): a non-empty
+    """The documented priority (the angle always applies first): a non-empty
     output_ratio wins; else any scale > 1 -> scale; else any offset > 0 -> offsets; else only
     the rotation (or nothing)."""
     if output_ratio:

@@ -81,10 +81,6 @@ class FaultQueue:
             self._checks[vendor] = check
             self._queues.setdefault(vendor, deque())
 
-    def kinds(self, vendor: str) -> list[str]:
-        with self._lock:
-            return sorted(self._kinds.get(vendor, ()))
-
     def add(self, vendor: str, kind: str, times: int = 1, **params: Any) -> Fault:
         with self._lock:
             if vendor not in self._kinds:

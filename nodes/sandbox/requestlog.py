@@ -29,6 +29,14 @@ class LogEntry:
     delivered: bool = False        # the whole response was written (set last: may lag the client)
     detail: dict[str, Any] = field(default_factory=dict)
 
+    def line(self) -> str:
+        """One line for a person watching the sandbox (`echo`): what came in and what went out."""
+        status = self.status if self.status is not None else "dropped"
+        flags = " ".join(f for f in ("billable" if self.billable else "",
+                                     f"fault={self.fault}" if self.fault else "") if f)
+        return (f"{self.time:%H:%M:%S} {self.method} {self.path}{'?' + self.query if self.query else ''} "
+                f"-> {status} [{self.vendor or '-'}{'/' + self.action if self.action else ''}] {flags}")
+
 
 class RequestLog:
     """Thread-safe list of LogEntry; readers always get copies."""

@@ -1,6 +1,7 @@
-"""Volcengine visual `i2i_outpainting` emulator (spec vendor-apis.md Part A), a Sandbox mixin.
+"""Volcengine visual `i2i_outpainting` emulator: its routes, settings and fault kinds.
 
-Routes
+API reference: https://www.volcengine.com/docs/6791/1279296 (signature V4:
+https://www.volcengine.com/docs/6369/67270).
 - `POST /?Action=CVProcess&Version=2022-08-31` (also Action=Img2ImgOutpainting): the official
   OpenAPI form, AK/SK signature V4 checked by volc_signer.verify against the sandbox clock.
 - `POST /volcv/v1?Action=...&Version=...`: the third-party bearer gateway form
@@ -10,22 +11,8 @@ Routes
 One request goes: front faults (server) -> [gateway_error fault] -> Action/Version -> auth ->
 [throttle / pre-processing error fault] -> body validation -> image decoding -> processing
 (billable from here) -> [post-processing error / bad_base64 / url_404 / oversized_url fault] ->
-latency -> response -> [slow / drop_after / malformed fault] (server).
-
-Fault kinds (sb.inject("volc", kind, times=1, **params)); "billable" = counted by billable_count:
-- error(code=50500, http_status=None, message=None, billable=None, data=None, retry_after=None):
-  business error body. billable defaults to True only for output-moderation codes
-  (50511/50512/50519: applied after processing); otherwise applied before validation, not billable.
-  50500/50501 default to not billable; pass billable=True for a failure after processing.
-- gateway_error(code="AccessDenied", code_n=None, http_status=None, message=None): ResponseMetadata
-  error before authentication; not billable.
-- throttle(code=50429 | 50430, retry_after=None): HTTP 429 business error after authentication;
-  not billable.
-- bad_base64(value=None), url_404(), oversized_url(size, declare_length=True): a success-shaped
-  answer after processing (billable) whose image is undecodable / a URL answering 404 / a URL
-  serving `size` bytes.
-- generic (server): drop_before (not billable), http_5xx_plain (not billable), slow(seconds),
-  drop_after, malformed(body=None) (after processing: billable).
+latency -> response -> [slow / drop_after / malformed fault] (server). The fault kinds are
+volc_faults.FAULT_KINDS.
 """
 
 from __future__ import annotations
@@ -33,23 +20,21 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+import threading
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
-from PIL import Image
 
 from ..core import geometry, imagecodec, volc_signer
 from ..core.errors import InputError
 from . import fill
-from .faults import REQUIRED, Fault
+from .faults import Fault
 from .fetch import FetchFailed, FetchRefused, fetch_loopback
+from .volc_faults import FAULT_KINDS, RESULT_KINDS, check_fault, error_billable
 from .volc_protocol import (
     ACTIONS,
-    BUSINESS_ERRORS,
-    GATEWAY_ERRORS,
-    POST_PROCESSING_CODES,
     VERSION,
     VolcError,
     business_error,
@@ -61,6 +46,9 @@ from .volc_protocol import (
 )
 from .volc_request import MAX_PROMPT_CHARS, VolcJob, describe, parse_job
 from .wire import SandboxRequest, SandboxResponse
+
+if TYPE_CHECKING:
+    from .server import SandboxServer
 
 VENDOR = "volc"
 OFFICIAL_PATH = "/"
@@ -74,42 +62,9 @@ DEMO_ACCESS_KEY = "AKLTsandboxDEMOaccessKEY0000000000000000"
 DEMO_SECRET_KEY = "c2FuZGJveC1kZW1vLXNlY3JldC1rZXktbm90LXJlYWw="
 DEMO_API_KEY = "sk-sandbox-demo-volc-0000000000000000"
 
-FAULT_KINDS: dict[str, dict[str, Any]] = {
-    "error": {"code": 50500, "http_status": None, "message": None, "billable": None, "data": None,
-              "retry_after": None},
-    "gateway_error": {"code": "AccessDenied", "code_n": None, "http_status": None, "message": None},
-    "throttle": {"code": 50429, "retry_after": None},
-    "bad_base64": {"value": None},
-    "url_404": {},
-    "oversized_url": {"size": REQUIRED, "declare_length": True},
-}
-RESULT_KINDS = frozenset({"error", "bad_base64", "url_404", "oversized_url"})
-
-
-def _check_fault(kind: str, params: dict[str, Any]) -> None:
-    """Refuse impossible fault parameters when they are injected, not when a request meets them."""
-    if kind in ("error", "throttle") and not isinstance(params["code"], int):
-        raise TypeError(f"{kind} code must be an int business code, got {params['code']!r}")
-    if kind == "throttle" and params["code"] not in (50429, 50430):
-        raise ValueError(f"throttle code must be 50429 or 50430, got {params['code']}")
-    if kind == "error" and params["http_status"] is None and params["code"] not in BUSINESS_ERRORS:
-        raise ValueError(f"error code {params['code']} is not in the table: give http_status too")
-    if kind == "gateway_error" and params["code"] not in GATEWAY_ERRORS and (
-            params["code_n"] is None or params["http_status"] is None):
-        raise ValueError(f"gateway code {params['code']!r} is not in the table: give code_n and http_status")
-    if kind == "oversized_url" and not (isinstance(params["size"], int) and params["size"] >= 0):
-        raise ValueError(f"oversized_url needs size: an int >= 0, got {params['size']!r}")
-
-
-def _error_billable(fault: Fault) -> bool:
-    billable = fault.params["billable"]
-    return fault.params["code"] in POST_PROCESSING_CODES if billable is None else bool(billable)
-
-
 def _strict_base64(text: str, label: str) -> bytes:
     # Stricter than imagecodec.from_base64 (which forgives a client's data: prefix and line
-    # breaks): the service refuses both (spec A.4, C.6), and the sandbox must catch a client
-    # that sends them.
+    # breaks): the service refuses both, and the sandbox must catch a client that sends them.
     if text.startswith("data:"):
         raise VolcError(50207, f"{label} must be plain base64, without a data: URI prefix")
     if not text:
@@ -120,109 +75,101 @@ def _strict_base64(text: str, label: str) -> bytes:
         raise VolcError(50207, f"{label} is not valid base64") from None
 
 
-def _resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    if (pixels.shape[1], pixels.shape[0]) == size:
-        return pixels
-    return np.asarray(Image.fromarray(pixels).resize(size, Image.Resampling.LANCZOS))
+@dataclass
+class VolcSettings:
+    """The emulator's settings (on a Sandbox: `volc_<name>`; change them any time). The real
+    limits and tolerances are unpublished: these are guesses, kept configurable."""
+
+    access_key: str = DEMO_ACCESS_KEY       # the demo key pair (always accepted); add_key() adds more
+    secret_key: str = DEMO_SECRET_KEY
+    api_key: str = DEMO_API_KEY             # the demo bearer key of the /volcv/v1 gateway; add_api_key()
+    mask_white_means: str = "generate"      # "generate" (white 255 = area to fill) or "keep"
+    output_format: str = "png"              # or "jpeg"
+    max_skew: timedelta = volc_signer.MAX_SKEW  # signature clock tolerance
+    max_image_bytes: int = 5 * 1024 * 1024  # input limits -> 50205
+    max_image_side: int = 4096
+    max_body_bytes: int = 32 * 1024 * 1024  # request body limit -> 50213
+    max_prompt_chars: int = MAX_PROMPT_CHARS  # -> 50200
 
 
 class VolcEmulator:
-    """Mixin for SandboxServer. Settings (plain attributes, change them any time):
+    """The Volcengine routes on a SandboxServer. The extra keys are its own, behind its own lock."""
 
-    volc_access_key / volc_secret_key   the demo key pair (always accepted); add_volc_key() adds more
-    volc_api_key                        the demo bearer key of the /volcv/v1 gateway; add_volc_api_key()
-    volc_mask_white_means               "generate" (default: white 255 = area to fill) or "keep"
-    volc_output_format                  "png" (default) or "jpeg"
-    volc_max_skew                       signature clock tolerance (volc_signer.MAX_SKEW; real: UNCONFIRMED)
-    volc_max_image_bytes / volc_max_image_side   input limits -> 50205 (real limits UNCONFIRMED, spec A.5)
-    volc_max_body_bytes                 request body limit -> 50213 (UNCONFIRMED)
-    volc_max_prompt_chars               prompt length limit -> 50200
-    """
+    def __init__(self, server: SandboxServer, settings: VolcSettings | None = None):
+        self.server = server
+        self.settings = settings or VolcSettings()
+        self._lock = threading.Lock()  # guards the two key sets
+        self._keys: dict[str, str] = {}
+        self._api_keys: set[str] = set()
+        server.register_vendor(VENDOR, FAULT_KINDS, check_fault)
+        server.add_route("POST", OFFICIAL_PATH, self._official, vendor=VENDOR)
+        server.add_route("POST", PROXY_PATH, self._proxy, vendor=VENDOR)
 
-    volc_access_key: str = DEMO_ACCESS_KEY
-    volc_secret_key: str = DEMO_SECRET_KEY
-    volc_api_key: str = DEMO_API_KEY
-    volc_mask_white_means: str = "generate"
-    volc_output_format: str = "png"
-    volc_max_skew: timedelta = volc_signer.MAX_SKEW
-    volc_max_image_bytes: int = 5 * 1024 * 1024
-    volc_max_image_side: int = 4096
-    volc_max_body_bytes: int = 32 * 1024 * 1024
-    volc_max_prompt_chars: int = MAX_PROMPT_CHARS
-
-    def _install_vendors(self) -> None:
-        super()._install_vendors()
-        self._volc_keys: dict[str, str] = {}
-        self._volc_api_keys: set[str] = set()
-        self.register_vendor(VENDOR, FAULT_KINDS, _check_fault)
-        self.add_route("POST", OFFICIAL_PATH, self._volc_official, vendor=VENDOR)
-        self.add_route("POST", PROXY_PATH, self._volc_proxy, vendor=VENDOR)
-
-    def add_volc_key(self, access_key: str, secret_key: str) -> None:
+    def add_key(self, access_key: str, secret_key: str) -> None:
         """Accept another AK/SK pair for the signed (official) form."""
         with self._lock:
-            self._volc_keys[access_key] = secret_key
+            self._keys[access_key] = secret_key
 
-    def add_volc_api_key(self, key: str) -> None:
+    def add_api_key(self, key: str) -> None:
         """Accept another bearer key on the /volcv/v1 gateway form."""
         with self._lock:
-            self._volc_api_keys.add(key)
+            self._api_keys.add(key)
 
     def describe(self) -> list[str]:
-        return super().describe() + [
-            f"volc (signed):  VOLC_BASE_URL={self.url}  VOLC_ACCESSKEY={self.volc_access_key}  "
-            f"VOLC_SECRETKEY={self.volc_secret_key}",
-            f"volc (bearer):  {self.url}{PROXY_PATH}  Authorization: Bearer {self.volc_api_key}",
+        s, url = self.settings, self.server.url
+        return [
+            f"volc (signed):  VOLC_BASE_URL={url}  VOLC_ACCESSKEY={s.access_key}  VOLC_SECRETKEY={s.secret_key}",
+            f"volc (bearer):  {url}{PROXY_PATH}  Authorization: Bearer {s.api_key}",
         ]
 
     # ---- the two front doors -------------------------------------------------------------------
 
-    def _volc_secret_for(self, access_key: str) -> str | None:
-        if access_key == self.volc_access_key:
-            return self.volc_secret_key
+    def _secret_for(self, access_key: str) -> str | None:
+        if access_key == self.settings.access_key:
+            return self.settings.secret_key
         with self._lock:
-            return self._volc_keys.get(access_key)
+            return self._keys.get(access_key)
 
-    def _volc_official(self, request: SandboxRequest) -> SandboxResponse:
-        action, version = self._volc_action(request)
-        rid = service_request_id(self.now())
-        refused = self._volc_gateway(request, rid, action, version)
+    def _official(self, request: SandboxRequest) -> SandboxResponse:
+        action, version = self._action(request)
+        rid = service_request_id(self.server.now())
+        refused = self._gateway(request, rid, action, version)
         if refused is not None:
             return refused
         try:
             access_key = volc_signer.verify(
                 request.method, request.path, request.raw_query, request.header_dict(), request.body,
-                self._volc_secret_for, now=self.now(), max_skew=self.volc_max_skew)
+                self._secret_for, now=self.server.now(), max_skew=self.settings.max_skew)
         except volc_signer.SignatureError as exc:
             return gateway_error(rid, action, version, exc.code, exc.code_n, exc.http_status, exc.message)
         request.annotate(auth="signature", access_key=access_key)
-        return self._volc_service(request, rid)
+        return self._service(request, rid)
 
-    def _volc_proxy(self, request: SandboxRequest) -> SandboxResponse:
-        action, version = self._volc_action(request)
-        rid = service_request_id(self.now())
+    def _proxy(self, request: SandboxRequest) -> SandboxResponse:
+        action, version = self._action(request)
+        rid = service_request_id(self.server.now())
         scheme, _, key = (request.header("Authorization") or "").strip().partition(" ")
         key = key.strip()
         if scheme.lower() != "bearer" or not key:
             return proxy_auth_error(rid, "未提供令牌")  # "no token provided"
         with self._lock:
-            known = key == self.volc_api_key or key in self._volc_api_keys
+            known = key == self.settings.api_key or key in self._api_keys
         if not known:
             return proxy_auth_error(rid, "无效的令牌")  # "invalid token"
         request.annotate(auth="bearer")
-        refused = self._volc_gateway(request, rid, action, version)
-        return refused if refused is not None else self._volc_service(request, rid)
+        refused = self._gateway(request, rid, action, version)
+        return refused if refused is not None else self._service(request, rid)
 
-    def _volc_action(self, request: SandboxRequest) -> tuple[str, str]:
+    def _action(self, request: SandboxRequest) -> tuple[str, str]:
         query = request.query()
         action, version = query.get("Action", ""), query.get("Version", "")
         request.note(action=action or None)
         return action, version
 
-    def _volc_gateway(self, request: SandboxRequest, rid: str, action: str,
+    def _gateway(self, request: SandboxRequest, rid: str, action: str,
                       version: str) -> SandboxResponse | None:
         """Gateway-stage fault and Action/Version routing (before authentication)."""
-        fault = self.faults.take(VENDOR, {"gateway_error"})
+        fault = self.server.faults.take(VENDOR, {"gateway_error"})
         if fault is not None:
             request.note(fault=fault.kind)
             p = fault.params
@@ -238,40 +185,40 @@ class VolcEmulator:
 
     # ---- the service ---------------------------------------------------------------------------
 
-    def _volc_service(self, request: SandboxRequest, rid: str) -> SandboxResponse:
-        fault = self.faults.take(VENDOR, {"throttle", "error"},
-                                 accept=lambda f: f.kind == "throttle" or not _error_billable(f))
+    def _service(self, request: SandboxRequest, rid: str) -> SandboxResponse:
+        fault = self.server.faults.take(VENDOR, {"throttle", "error"},
+                                 accept=lambda f: f.kind == "throttle" or not error_billable(f))
         if fault is not None:
             request.note(fault=fault.kind)
-            return self._volc_error_fault(fault, rid, request)
+            return self._error_fault(fault, rid, request)
         try:
-            if len(request.body) > self.volc_max_body_bytes:
+            if len(request.body) > self.settings.max_body_bytes:
                 raise VolcError(50213, f"the body is {len(request.body)} bytes, "
-                                       f"at most {self.volc_max_body_bytes} allowed")
-            job = parse_job(request.body, self.volc_max_prompt_chars)
+                                       f"at most {self.settings.max_body_bytes} allowed")
+            job = parse_job(request.body, self.settings.max_prompt_chars)
             request.annotate(**describe(job))
-            images = self._volc_load_images(job, request)
+            images = self._load_images(job, request)
         except VolcError as exc:
             return from_volc_error(rid, request.elapsed(), exc)
 
         request.mark_processed(billable=True)  # from here a real account is charged
-        data, seed = self._volc_render(job, images)
+        data, seed = self._render(job, images)
         request.annotate(seed=seed)
-        self.sleep(self.latency)  # simulated processing time
+        self.server.sleep(self.server.latency)  # simulated processing time
 
-        fault = self.faults.take(VENDOR, RESULT_KINDS,
-                                 accept=lambda f: f.kind != "error" or _error_billable(f))
+        fault = self.server.faults.take(VENDOR, RESULT_KINDS,
+                                 accept=lambda f: f.kind != "error" or error_billable(f))
         if fault is not None:
             request.note(fault=fault.kind)
-        return self._volc_answer(request, rid, job, data, fault)
+        return self._answer(request, rid, job, data, fault)
 
-    def _volc_answer(self, request: SandboxRequest, rid: str, job: VolcJob, data: bytes,
+    def _answer(self, request: SandboxRequest, rid: str, job: VolcJob, data: bytes,
                      fault: Fault | None) -> SandboxResponse:
         """The answer to a processed request: the image inline or by URL — or the fault's version."""
         kind = fault.kind if fault is not None else None
-        ext = "jpg" if self.volc_output_format == "jpeg" else "png"
+        ext = "jpg" if self.settings.output_format == "jpeg" else "png"
         if kind == "error":
-            return self._volc_error_fault(fault, rid, request)
+            return self._error_fault(fault, rid, request)
         if kind == "bad_base64":
             value = fault.params["value"]
             if value is None:  # half a valid text, then characters outside the base64 alphabet
@@ -279,15 +226,15 @@ class VolcEmulator:
                 value = valid[: len(valid) // 2] + "#%!*"
             return success(rid, request.elapsed(), [value], None)
         if kind == "url_404":
-            return success(rid, request.elapsed(), None, [self.missing_result_url(ext)])
+            return success(rid, request.elapsed(), None, [self.server.missing_result_url(ext)])
         if kind == "oversized_url":
-            url = self.publish_synthetic(fault.params["size"], ext, bool(fault.params["declare_length"]))
+            url = self.server.publish_synthetic(fault.params["size"], ext, bool(fault.params["declare_length"]))
             return success(rid, request.elapsed(), None, [url])
         if job.return_url:
-            return success(rid, request.elapsed(), None, [self.publish(data, ext)])
+            return success(rid, request.elapsed(), None, [self.server.publish(data, ext)])
         return success(rid, request.elapsed(), [imagecodec.to_base64(data)], None)
 
-    def _volc_error_fault(self, fault: Fault, rid: str, request: SandboxRequest) -> SandboxResponse:
+    def _error_fault(self, fault: Fault, rid: str, request: SandboxRequest) -> SandboxResponse:
         p = fault.params
         code = p["code"]
         message = p.get("message") or VolcError(code).message
@@ -296,33 +243,33 @@ class VolcEmulator:
 
     # ---- images --------------------------------------------------------------------------------
 
-    def _volc_image_bytes(self, job: VolcJob, index: int) -> bytes:
+    def _image_bytes(self, job: VolcJob, index: int) -> bytes:
         label = f"{job.source}[{index}]"
         if job.source == "binary_data_base64":
             data = _strict_base64(job.images[index], label)
         else:
             try:
-                data = fetch_loopback(job.images[index], self.volc_max_image_bytes)
+                data = fetch_loopback(job.images[index], self.settings.max_image_bytes)
             except FetchRefused as exc:
                 raise VolcError(50200, f"{label}: the sandbox only downloads loopback http(s) URLs "
                                        f"({exc})") from None
             except FetchFailed as exc:
                 raise VolcError(50205 if exc.too_large else 50207, f"{label}: {exc}") from None
-        if len(data) > self.volc_max_image_bytes:
-            raise VolcError(50205, f"{label} is {len(data)} bytes, at most {self.volc_max_image_bytes} allowed")
+        if len(data) > self.settings.max_image_bytes:
+            raise VolcError(50205, f"{label} is {len(data)} bytes, at most {self.settings.max_image_bytes} allowed")
         return data
 
-    def _volc_load_images(self, job: VolcJob, request: SandboxRequest) -> list[torch.Tensor]:
+    def _load_images(self, job: VolcJob, request: SandboxRequest) -> list[torch.Tensor]:
         """Decoded inputs: [image] (ratio mode) or [canvas, mask] (canvas mode)."""
         decoded = []
         for index in range(len(job.images)):
-            data = self._volc_image_bytes(job, index)
+            data = self._image_bytes(job, index)
             label = f"{job.source}[{index}]"
             try:
                 width, height = imagecodec.image_size(data)
-                if max(width, height) > self.volc_max_image_side:
+                if max(width, height) > self.settings.max_image_side:
                     raise VolcError(50205, f"{label} is {width}x{height}, at most "
-                                           f"{self.volc_max_image_side} px per side allowed")
+                                           f"{self.settings.max_image_side} px per side allowed")
                 is_mask = job.mode == "canvas" and index == 1
                 decoded.append(imagecodec.decode_mask(data) if is_mask else imagecodec.decode_image(data))
             except imagecodec.DecodeError as exc:
@@ -335,7 +282,7 @@ class VolcEmulator:
         request.annotate(input_size=(decoded[0].shape[2], decoded[0].shape[1]))
         return decoded
 
-    def _volc_render(self, job: VolcJob, images: list[torch.Tensor]) -> tuple[bytes, int]:
+    def _render(self, job: VolcJob, images: list[torch.Tensor]) -> tuple[bytes, int]:
         """The local stand-in for the model: -> (encoded image, seed used)."""
         seed = job.seed if job.seed >= 0 else secrets.randbelow(2**31)
         if job.mode == "ratio":
@@ -349,15 +296,15 @@ class VolcEmulator:
             pixels = fill.outpaint(image, placement, seed)
         else:
             canvas, mask = images
-            if self.volc_mask_white_means not in MASK_MEANINGS:
+            if self.settings.mask_white_means not in MASK_MEANINGS:
                 raise ValueError(f"volc_mask_white_means must be one of {MASK_MEANINGS}, "
-                                 f"got {self.volc_mask_white_means!r}")
+                                 f"got {self.settings.mask_white_means!r}")
             white = mask >= 0.5
-            generate = white if self.volc_mask_white_means == "generate" else ~white
+            generate = white if self.settings.mask_white_means == "generate" else ~white
             pixels = fill.inpaint(canvas, generate, seed)
             out_size = geometry.fit_within(canvas.shape[2], canvas.shape[1], job.max_width, job.max_height)
-        array = _resize(imagecodec.image_to_uint8(pixels)[0], out_size)
-        fmt = self.volc_output_format
+        array = imagecodec.resize_u8(imagecodec.image_to_uint8(pixels)[0], *out_size)
+        fmt = self.settings.output_format
         if fmt not in OUTPUT_FORMATS:
             raise ValueError(f"volc_output_format must be one of {OUTPUT_FORMATS}, got {fmt!r}")
         return imagecodec.encode_image(array, fmt), seed

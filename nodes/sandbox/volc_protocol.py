@@ -1,7 +1,10 @@
-"""Volcengine visual API wire format (spec vendor-apis.md A.6): ids, codes and the three body
-shapes — service success, service (business) error, gateway error — plus the bearer proxy's.
+"""Volcengine visual API wire format: ids, codes and the three body shapes (service success,
+service (business) error, gateway error) plus the bearer proxy's. The gateway error table is
+volc_signer.GATEWAY_ERRORS (the client's signer raises the same errors).
 
-Where the spec marks something UNCONFIRMED the choice made here is stated next to it.
+Sources: https://www.volcengine.com/docs/6791/1279296 and the common codes page
+https://www.volcengine.com/docs/6444/69728. Where they leave something open (UNCONFIRMED) the
+choice made here is stated next to it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..core.volc_signer import GATEWAY_ERRORS
 from .wire import SandboxResponse, go_duration, json_response
 
 ACTIONS = ("CVProcess", "Img2ImgOutpainting")
@@ -22,9 +26,9 @@ SUCCESS = 10000
 _BEIJING = timezone(timedelta(hours=8))
 
 # Business codes -> (HTTP status, message). Codes and messages of the moderation/limit/internal
-# rows are CONFIRMED (spec A.6 table). The 502xx messages are the error names from the generic
+# rows are CONFIRMED (the common codes table). The 502xx messages are the error names from the generic
 # table (exact wording UNCONFIRMED); their HTTP status 400 is CONFIRMED for 50200-50206 and assumed
-# for 50207/50213/50215. HTTP status of 50400 is UNCONFIRMED (spec E.1): 401 chosen.
+# for 50207/50213/50215. HTTP status of 50400 is UNCONFIRMED: 401 chosen.
 BUSINESS_ERRORS: dict[int, tuple[int, str]] = {
     50200: (400, "Request Invalid Args"),
     50201: (400, "Request Missing Args"),
@@ -54,24 +58,6 @@ BUSINESS_ERRORS: dict[int, tuple[int, str]] = {
 # real account is charged. An injected "error" fault with one of these codes is billable.
 POST_PROCESSING_CODES = frozenset({50511, 50512, 50519})
 
-# Gateway codes -> (CodeN, HTTP status, default message); spec A.6 gateway table.
-GATEWAY_ERRORS: dict[str, tuple[int, int, str]] = {
-    "MissingParameter": (100002, 400, "The request is missing a required parameter."),
-    "MissingAuthenticationToken": (100003, 401, "The request has no authentication information."),
-    "MissingRequestInfo": (100004, 400, "The request is missing AccessKey, Service or Region information."),
-    "MissingSignature": (100005, 401, "The request has no signature."),
-    "InvalidTimestamp": (100006, 400, "The signature of the request is expired."),
-    "ServiceNotFound": (100007, 404, "The service in the credential scope was not found."),
-    "InvalidActionOrVersion": (100008, 404, "The Action or Version of the request is invalid."),
-    "InvalidAccessKey": (100009, 401, "The access key does not exist."),
-    "SignatureDoesNotMatch": (100010, 401, "The request signature we calculated does not match the "
-                                           "signature you provided."),
-    "LackPolicy": (100012, 403, "The user lacks a policy for this action."),
-    "AccessDenied": (100013, 403, "Access denied."),
-    "InvalidSecretToken": (100026, 401, "The security token is invalid."),
-}
-
-
 class VolcError(Exception):
     """A business error to answer with (code, message detail)."""
 
@@ -83,7 +69,7 @@ class VolcError(Exception):
     @property
     def message(self) -> str:
         base = BUSINESS_ERRORS.get(self.code, (400, "Error"))[1]
-        # 50400's text is what users see verbatim (spec C.2): no detail appended.
+        # 50400's text is what users report seeing verbatim: no detail appended.
         return f"{base}: {self.detail}" if self.detail and self.code != 50400 else base
 
 
@@ -104,8 +90,8 @@ def _headers(request_id: str, extra: dict[str, str] | None = None) -> dict[str, 
 
 def success(request_id: str, elapsed: float, images_b64: list[str] | None,
             image_urls: list[str] | None) -> SandboxResponse:
-    """HTTP 200, spec A.6. The field that is not used is null, as observed in Volcengine CV
-    responses ("binary_data_base64":null with URLs, "image_urls":null without)."""
+    """HTTP 200, the documented success body. The field that is not used is null, as observed in
+    Volcengine CV responses ("binary_data_base64":null with URLs, "image_urls":null without)."""
     body = {
         "code": SUCCESS,
         "data": {
@@ -152,9 +138,10 @@ def gateway_error(request_id: str, action: str, version: str, code: str, code_n:
 
 
 def proxy_auth_error(request_id: str, message: str) -> SandboxResponse:
-    """The bearer gateway's own refusal. That gateway is a third-party proxy (spec A.1), not
-    Volcengine; it is assumed to be a new-api/one-api deployment, as most such resellers are,
-    so it answers in their shape: HTTP 401 {"error":{"code":"","message":"… (request id: …)",
-    "type":"new_api_error"}}. Everything past its key check is Volcengine's, passed through."""
+    """The bearer gateway's own refusal. That gateway is a third-party proxy (e.g.
+    https://docs.yutoai.net/api/api-289473244.html), not Volcengine; it is assumed to be a
+    new-api/one-api deployment, as most such resellers are, so it answers in their shape: HTTP 401
+    {"error":{"code":"","message":"… (request id: …)","type":"new_api_error"}}. Everything past its
+    key check is Volcengine's, passed through."""
     return json_response(401, {"error": {"code": "", "message": f"{message} (request id: {request_id})",
                                          "type": "new_api_error"}})

@@ -1,4 +1,5 @@
-"""Validate an i2i_outpainting request body the way the service does (spec A.4) -> VolcJob.
+"""Validate an i2i_outpainting request body the way the service does -> VolcJob
+(parameters: https://www.volcengine.com/docs/6791/1279296).
 
 Type errors (a string where a number belongs, 30.5 for an integer) are 50204 "Parse Args Error",
 as a Go service decoding JSON into typed fields fails; values out of range are 50200 and the
@@ -16,7 +17,7 @@ from typing import Any
 from .volc_protocol import REQ_KEY, VolcError
 
 MAX_PROMPT_CHARS = 800
-PROMPT_FIELDS = ("custom_prompt", "prompt")  # both names appear in official examples (spec A.4)
+PROMPT_FIELDS = ("custom_prompt", "prompt")  # both names appear in official examples
 IMAGE_FIELDS = ("binary_data_base64", "image_urls")
 INT32 = (-(2**31), 2**31 - 1)
 
@@ -132,7 +133,7 @@ def parse_job(body: bytes, max_prompt_chars: int = MAX_PROMPT_CHARS) -> VolcJob:
     form = _load(body)
     if form.get("req_key") != REQ_KEY:
         # What the service answers for a wrong (or missing) req_key: the key selects the
-        # algorithm, and the account has no access to an unknown one (spec C.2).
+        # algorithm, and the account has no access to an unknown one (50400 "Access Denied: Internal Error").
         raise VolcError(50400)
     source, images = _images(form)
     # Side ratios: fractions of the original's height (top/bottom) or width (left/right).

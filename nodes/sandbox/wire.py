@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -76,7 +77,7 @@ class SandboxResponse:
 
 def compact_json(obj: Any) -> bytes:
     """JSON the way the vendors' servers write it: no spaces, non-ASCII as \\uXXXX escapes
-    (a Volcengine body shows "84.448\\u00b5s", spec A.6)."""
+    (a Volcengine body shows "time_elapsed":"84.448\\u00b5s")."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
@@ -112,3 +113,8 @@ def go_duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes}m{text}"
     return f"{minutes}m{text}" if minutes else text
+
+
+def as_timedelta(value: timedelta | float) -> timedelta:
+    """Durations in settings may be a timedelta or seconds."""
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
