@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, transport
+from . import canvas, composite, geometry, imagecodec, transport, widgets
 from .credentials import DashScopeCredentials
 from .dashscope import DashScopeClient, DashScopeConfig, DashScopeParams, TaskResult, upload_name
 from .dashscope_answers import SUCCEEDED, VENDOR, task_error
@@ -20,11 +21,17 @@ from .runner import CommonOptions, RunHooks, RunInfo, RunResult, implausibly_sma
 WATERMARK_ZONE = (0.3, 0.1)  # bottom-left width, height fractions left to the vendor when it adds its mark
 
 
+_W = widgets.DASHSCOPE
+
+
 @dataclass(kw_only=True)
 class DashScopeOptions(CommonOptions):
-    timeout_s: float = 300.0
-    concurrency: int = 2  # the vendor's concurrent-task limit has been 1 and 5 in its docs
-    image_format: str = "png"
+    widgets: ClassVar = _W
+    vendor: ClassVar = VENDOR
+    keep_original: bool = _W["keep_original"].default
+    timeout_s: float = _W["timeout_s"].default
+    concurrency: int = _W["concurrency"].default  # the vendor's concurrent-task limit has been 1 and 5
+    image_format: str = _W["image_format"].default
     resume_task_ids: list[str] = field(default_factory=list)  # fetch these tasks instead of creating new ones
 
     def validate(self) -> None:

@@ -7,35 +7,33 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from . import imagecodec, transport
 from .errors import Cancelled, InputError, ItemError, VendorError
-
-MAX_CONCURRENCY = 8  # requests or tasks in flight per run (the nodes' and the CLI's limit too)
-IMAGE_FORMATS = ("jpeg", "png")
-
+from .widgets import Widget
 
 @dataclass(kw_only=True)
 class CommonOptions:
-    """Options both vendors' runs share; each vendor sets its own defaults and adds its own."""
+    """Options both vendors' runs share. Each vendor's subclass gives their defaults (its widget
+    table's) and adds its own; `widgets` (that table) holds their ranges and choices."""
 
-    keep_original: bool = True
-    timeout_s: float = 180.0
-    concurrency: int = 2
-    image_format: str = "jpeg"  # upload format of the image
+    widgets: ClassVar[Mapping[str, Widget]]
+    vendor: ClassVar[str]
+    keep_original: bool
+    timeout_s: float
+    concurrency: int  # requests or tasks in flight: 1 to widgets.MAX_CONCURRENCY
+    image_format: str  # upload format of the image
 
     def validate(self) -> None:
         """Checked before anything is encoded or sent."""
-        c, t = self.concurrency, self.timeout_s
-        if isinstance(c, bool) or not isinstance(c, int) or not 1 <= c <= MAX_CONCURRENCY:
-            raise InputError(f"concurrency is {c!r}; use 1 to {MAX_CONCURRENCY}")
+        for name in ("keep_original", "concurrency", "image_format"):
+            self.widgets[name].check(getattr(self, name), self.vendor)
+        t = self.timeout_s  # any positive time here: the widgets' 10 s minimum is the nodes' own
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
             raise InputError(f"timeout_s is {t!r}; it must be a positive number of seconds")
-        if self.image_format not in IMAGE_FORMATS:
-            raise InputError(f"image_format {self.image_format!r}: use {' or '.join(IMAGE_FORMATS)}")
 
 
 class RunInfo:

@@ -6,32 +6,35 @@ typed info (VolcRunInfo; the node turns it into its info JSON).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, transport
+from . import canvas, composite, geometry, imagecodec, transport, widgets
 from .credentials import VolcCredentials
 from .errors import InputError, ItemError, VendorError
 from .runner import CommonOptions, RunHooks, RunInfo, RunResult, implausibly_small, run_batch
 from .volc import VENDOR, VolcClient, VolcConfig, VolcParams, VolcResult
 
-MAX_VARIANTS = 4
+_W = widgets.VOLC
 
 
 @dataclass(kw_only=True)
 class VolcOptions(CommonOptions):
-    variants: int = 1
-    timeout_s: float = 180.0
-    image_format: str = "jpeg"  # upload format of the image/canvas; masks are always PNG
+    widgets: ClassVar = _W
+    vendor: ClassVar = VENDOR
+    variants: int = _W["variants"].default
+    keep_original: bool = _W["keep_original"].default
+    timeout_s: float = _W["timeout_s"].default
+    concurrency: int = _W["concurrency"].default
+    image_format: str = _W["image_format"].default  # of the image/canvas; masks are always PNG
 
     def validate(self) -> None:
         super().validate()
-        if isinstance(self.variants, bool) or not isinstance(self.variants, int) or \
-                not 1 <= self.variants <= MAX_VARIANTS:
-            raise InputError(f"variants is {self.variants!r}; use 1 to {MAX_VARIANTS}")
+        _W["variants"].check(self.variants, VENDOR)
 
 
-RunOptions = VolcOptions  # the former name, still used by nodes/cli.py, nodes/volc_node.py, bench and tests
+RunOptions = VolcOptions  # the former name, still used by nodes/cli, nodes/volc_node.py, bench and tests
 
 
 @dataclass
