@@ -69,10 +69,6 @@ class DashScopeRunInfo(RunInfo):
     results: list[DashScopeItemInfo]
     vendor: str = VENDOR
 
-    def to_dict(self) -> dict:  # the vendor first, as the node's info JSON always had it
-        plain = super().to_dict()
-        return {"vendor": plain.pop("vendor"), **plain}
-
 
 @dataclass
 class _Item:

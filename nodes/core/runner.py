@@ -38,10 +38,11 @@ class CommonOptions:
 
 class RunInfo:
     """Base of a run's typed report (dataclasses): the node's `info` JSON is made from it at the edge.
-    Fields that are None are left out."""
+    Fields that are None are left out; `vendor` comes first, as the node's info JSON always had it."""
 
     def to_dict(self) -> dict:
-        return _plain(self)
+        plain = _plain(self)
+        return {"vendor": plain.pop("vendor"), **plain} if "vendor" in plain else plain
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=1)

@@ -61,10 +61,6 @@ class VolcRunInfo(RunInfo):
     results: list[VolcItemInfo]
     vendor: str = VENDOR
 
-    def to_dict(self) -> dict:  # the vendor first, as the node's info JSON always had it
-        plain = super().to_dict()
-        return {"vendor": plain.pop("vendor"), **plain}
-
 
 @dataclass
 class _Item:
