@@ -54,7 +54,8 @@ class VolcOutpaint(io.ComfyNode):
         feedback = comfy_bridge.NodeFeedback(cls.hidden.unique_id if cls.hidden else None)
         hooks = volc_run.RunHooks(poll=comfy_bridge.check_interrupt, status=feedback.status,
                                   progress=feedback.progress)
-        images, masks, info = volc_run.run(image, mask, params, backends.volc_credentials(backend), options,
-                                           volc.VolcConfig.from_env(), hooks)
+        result = volc_run.run_typed(image, mask, params, backends.volc_credentials(backend), options,
+                                    volc.VolcConfig.from_env(), hooks)
         # the real input size drives the geometry preview in web/js after a run
-        return io.NodeOutput(images, masks, info, ui=input_size_ui(image.shape[2], image.shape[1]))
+        return io.NodeOutput(result.images, result.masks, result.info.to_json(),
+                             ui=input_size_ui(image.shape[2], image.shape[1]))

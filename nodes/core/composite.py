@@ -24,24 +24,27 @@ def resize_mask(mask: torch.Tensor, width: int, height: int) -> torch.Tensor:
 class BatchOutput:
     """The run's IMAGE and MASK batches, allocated once at the first result's size and filled item by
     item (no per-item list kept around, no concatenation copy). An item of another size is resized,
-    because an IMAGE batch has one size; its report entry says so."""
+    because an IMAGE batch has one size; put() says so, for its report entry."""
 
     def __init__(self, count: int):
         self.count = count
         self.images: torch.Tensor | None = None
         self.masks: torch.Tensor | None = None
 
-    def put(self, index: int, image: torch.Tensor, mask: torch.Tensor, entry: dict) -> None:
+    def put(self, index: int, image: torch.Tensor, mask: torch.Tensor) -> str | None:
+        """Store one item; returns a note for its report entry when it had to be resized."""
         if self.images is None:
             _, height, width, channels = image.shape
             self.images = image.new_empty((self.count, height, width, channels))
             self.masks = mask.new_empty((self.count, height, width))
         height, width = self.images.shape[1:3]
+        note = None
         if image.shape[1:3] != (height, width):
             image, mask = resize_image(image, width, height), resize_mask(mask, width, height)
-            entry["resized_to"] = f"{width}x{height} (to share the batch size)"
+            note = f"{width}x{height} (to share the batch size)"
         self.images[index] = image[0]
         self.masks[index] = mask[0]
+        return note
 
 
 def paste_original(generated: torch.Tensor, original: torch.Tensor, placement, mask: torch.Tensor) -> torch.Tensor:

@@ -14,13 +14,12 @@ Every answer is {"ok", "message", "code", "request_id", "source"}; no secret eve
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 import uuid
 from collections.abc import Mapping
 
-from . import backends, dashscope, transport, volc
+from . import backends, dashscope, transport, volc, volc_answers
 from .credentials import DashScopeCredentials, VolcCredentials
 from .errors import ConfigError, InputError, VendorError
 
@@ -60,14 +59,10 @@ def check_volc(creds: VolcCredentials, timeout_s: float = TIMEOUT_S) -> dict:
     try:
         with transport.new_session() as session:
             client = volc.VolcClient(creds, session, control)
-            body = json.dumps({"req_key": volc.REQ_KEY}, separators=(",", ":")).encode("utf-8")
-            response = transport.send(session, "POST", client.url, control=control, billable=False,
-                                 classify=volc.classify, prepare=client._headers(body), data=body,
-                                 connect_timeout=min(5.0, timeout_s), read_timeout=timeout_s, backoff=BACKOFF)
-            data = transport.json_object(response) or {}
-            response.close()
-            return _answer(True, "Volcengine accepted the credentials.", creds.source, data.get("code"),
-                           data.get("request_id"), secrets)
+            answer = client.call({"req_key": volc.REQ_KEY}, billable=False, connect_timeout=min(5.0, timeout_s),
+                                 read_timeout=timeout_s, backoff=BACKOFF)
+            return _answer(True, "Volcengine accepted the credentials.", creds.source, volc_answers.SUCCESS,
+                           answer.request_id, secrets)
     except VendorError as error:
         if error.code in VOLC_WORKING_CODES:
             return _answer(True, "Volcengine accepted the credentials and the outpainting service answered "
@@ -93,7 +88,7 @@ def check_dashscope(creds: DashScopeCredentials, timeout_s: float = TIMEOUT_S) -
         return _answer(False, str(error), creds.source, "BadBaseURL", secrets=secrets)
     message = "DashScope accepted the API key" + (f" (workspace {creds.workspace})" if creds.workspace else "") + \
         "; the test only looks up a task that does not exist: nothing is created or billed."
-    return _answer(True, message, creds.source, None, answer.get("request_id"), secrets)
+    return _answer(True, message, creds.source, None, answer.request_id, secrets)
 
 
 def run(vendor: str, backend: str = "cloud", env: Mapping[str, str] = os.environ,

@@ -1,5 +1,5 @@
 """Alibaba DashScope `image-out-painting` client: temporary upload (oss://), async task create,
-adaptive polling, cancel, result download; every answer becomes a result or a VendorError.
+adaptive polling, cancel, result download; the answers are read by dashscope_answers.
 
 Spec: shared/spec/vendor-apis.md Part B. The model applies only its highest-priority expansion
 mode; this client takes one explicit mode and sends only that mode's parameters.
@@ -11,48 +11,28 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 
-from . import geometry, transport
+from . import answers, geometry, transport
 from .credentials import DashScopeCredentials
+from .dashscope_answers import (
+    SUCCEEDED,
+    TERMINAL,
+    VENDOR,
+    TaskAnswer,
+    UploadPolicy,
+    error_answer,
+    read_create,
+    read_policy,
+    read_task,
+)
 from .errors import InputError, VendorError
 from .widgets import DASHSCOPE as _W
 
-VENDOR = "DashScope"
 MODEL = "image-out-painting"
 CREATE_PATH = "/services/aigc/image2image/out-painting"
-TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
-
-REGION_HINT = ("the API key was refused: it is wrong, or it belongs to another region. image-out-painting "
-               "runs only in China (Beijing) and needs a key of that region; international (Singapore) keys "
-               "and hosts do not work")
-# code -> (plain-language meaning, retryable). Spec B.5 and DashScope's common error codes.
-ERROR_CODES = {
-    "InvalidApiKey": (REGION_HINT, False),
-    "Throttling": ("too many requests: the account's rate limit was hit", True),
-    "Throttling.RateQuota": ("too many requests per second or tasks at once for this account", True),
-    "Throttling.AllocationQuota": ("the account's quota (free images or allocation) is used up", False),
-    "Throttling.BurstRate": ("too many requests in a burst", True),
-    "Arrearage": ("the Alibaba Cloud account is in arrears (overdue payment): top it up in the console", False),
-    "AccessDenied": ("this key may not use image-out-painting (model not activated, or workspace lacks it)", False),
-    "AccessDenied.Unpurchased": ("the model service is not activated for this account", False),
-    "Model.AccessDenied": ("this workspace may not use image-out-painting", False),
-    "DataInspectionFailed": ("the image failed the vendor's content moderation", False),
-    "InvalidParameter.ImageContent": ("the image failed the vendor's content moderation", False),
-    "InvalidParameter.JsonPhrase": ("the request JSON was not accepted", False),
-    "InvalidParameter.FileDownload": ("the vendor could not download the input image", False),
-    "InvalidParameter.ImageFormat": ("the vendor could not read the image format", False),
-    "InvalidParameter.DataInspection": ("the image size or URL is not supported (too large an output, or an "
-                                        "oss:// URL without the resolve header)", False),
-    "InvalidParameter": ("a parameter is outside what the model accepts", False),
-    "UnsupportedOperation": ("the vendor refused the operation (a task can only be cancelled while pending)",
-                             False),
-    "InternalError": ("the vendor had an internal error", False),
-    "InternalError.Algo": ("the model failed internally", False),
-    "RequestTimeOut": ("the vendor timed out", False),
-}
 
 
 @dataclass(frozen=True)
@@ -150,14 +130,14 @@ class DashScopeParams:
         return params
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskResult:
     task_id: str
     image: bytes
-    request_id: str = ""
+    answer: TaskAnswer  # the SUCCEEDED answer
+    request_id: str = ""  # of the create call ("" for a resumed task)
     polls: int = 0
     submitted_s: float = 0.0  # from create to SUCCEEDED seen
-    output: dict = field(default_factory=dict)
 
 
 class CreateLimiter:
@@ -174,26 +154,6 @@ class CreateLimiter:
             cls._next[key] = slot + 1.0 / rate
         if slot > now:
             control.sleep(slot - now, "waiting for a task-submission slot (2 per second)")
-
-
-def classify(response: requests.Response) -> VendorError | None:
-    """None for HTTP 200 with JSON; otherwise the VendorError the answer means."""
-    data = transport.json_object(response)
-    status = response.status_code
-    retry_after = transport.parse_retry_after(response.headers.get("Retry-After"))
-    if status == 200 and data is not None:
-        return None
-    if data is None:
-        return transport.not_json_error(VENDOR, response)
-    code = str(data.get("code") or f"HTTP{status}")
-    meaning, retryable = ERROR_CODES.get(code, ERROR_CODES.get(code.split(".")[0], ("DashScope returned an error",
-                                                                                    False)))
-    if status == 401:
-        meaning = REGION_HINT
-    return VendorError(VENDOR, code, meaning, message=str(data.get("message", "")), http_status=status,
-                       request_id=data.get("request_id"), retryable=retryable,
-                       # a 4xx answer means DashScope refused the request: nothing was created or billed
-                       billed=False if retryable or status < 500 else None, retry_after=retry_after)
 
 
 def _oss_error(response: requests.Response) -> VendorError | None:
@@ -218,32 +178,32 @@ class DashScopeClient:
             headers["X-DashScope-WorkSpace"] = self.credentials.workspace
         return headers
 
-    def _send(self, method: str, url: str, *, billable: bool, on_wait=None, **kw) -> requests.Response:
-        return transport.send(self.session, method, url, control=self.control, billable=billable, classify=classify,
-                         connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
-                         on_wait=on_wait, secrets=(self.credentials.api_key,), **kw)
+    def _call(self, parse, method: str, url: str, *, billable: bool, on_wait=None, **kw):
+        """One DashScope API call: its answer read by `parse` into a typed answer (or raised as VendorError)."""
+        return answers.call(parse, self.session, method, url, control=self.control, billable=billable,
+                            connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
+                            on_wait=on_wait, secrets=(self.credentials.api_key,), **kw)
 
     def upload(self, data: bytes, filename: str, on_wait=None) -> str:
         """Temporary upload (free, retried freely): getPolicy, OSS form POST with `file` last -> oss:// URL.
 
         A 403 from OSS means the policy expired (it lives a few minutes): one fresh policy is tried."""
         for attempt in (1, 2):
-            policy = self._upload_policy(on_wait)
-            if len(data) > float(policy.get("max_file_size_mb") or 100) * 2**20:
+            policy = self.upload_policy(on_wait)
+            if len(data) > policy.max_file_size_mb * 2**20:
                 raise InputError(f"the encoded image ({len(data) / 2**20:.1f} MiB) is over the upload limit of "
-                                 f"{policy.get('max_file_size_mb')} MiB")
-            key = f"{policy['upload_dir']}/{filename}"
-            form = {"OSSAccessKeyId": policy["oss_access_key_id"], "Signature": policy["signature"],
-                    "policy": policy["policy"], "key": key,
-                    "x-oss-object-acl": policy.get("x_oss_object_acl", "private"),
-                    "x-oss-forbid-overwrite": policy.get("x_oss_forbid_overwrite", "true"),
-                    "success_action_status": "200"}
+                                 f"{policy.max_file_size_mb:g} MiB")
+            key = f"{policy.upload_dir}/{filename}"
+            form = {"OSSAccessKeyId": policy.oss_access_key_id, "Signature": policy.signature,
+                    "policy": policy.policy, "key": key, "x-oss-object-acl": policy.x_oss_object_acl,
+                    "x-oss-forbid-overwrite": policy.x_oss_forbid_overwrite, "success_action_status": "200"}
             mime = "image/png" if filename.endswith(".png") else "image/jpeg"
             try:
                 # requests writes `data` fields before `files`: `file` is the last field, as OSS requires
-                transport.send(self.session, "POST", policy["upload_host"], control=self.control, billable=False,
-                          classify=_oss_error, on_wait=on_wait, data=form, files={"file": (filename, data, mime)},
-                          read_timeout=max(60.0, self.config.read_timeout), secrets=(self.credentials.api_key,))
+                transport.send(self.session, "POST", policy.upload_host, control=self.control, billable=False,
+                               classify=_oss_error, on_wait=on_wait, data=form,
+                               files={"file": (filename, data, mime)},
+                               read_timeout=max(60.0, self.config.read_timeout), secrets=(self.credentials.api_key,))
             except VendorError as exc:
                 if exc.http_status == 403 and attempt == 1:
                     continue
@@ -251,17 +211,9 @@ class DashScopeClient:
             return f"oss://{key}"
         raise AssertionError("unreachable")
 
-    def _upload_policy(self, on_wait) -> dict:
-        response = self._send("GET", f"{self.base}/uploads?action=getPolicy&model={MODEL}", billable=False,
-                              headers=self._headers(), on_wait=on_wait)
-        answer = transport.json_object(response) or {}
-        policy = answer.get("data") or {}
-        missing = [k for k in ("upload_host", "upload_dir", "policy", "signature", "oss_access_key_id")
-                   if not policy.get(k)]
-        if missing:
-            raise VendorError(VENDOR, "BadUploadPolicy", f"the upload policy lacks {', '.join(missing)}",
-                              request_id=answer.get("request_id"), billed=False)
-        return policy
+    def upload_policy(self, on_wait=None) -> UploadPolicy:
+        return self._call(read_policy, "GET", f"{self.base}/uploads?action=getPolicy&model={MODEL}",
+                          billable=False, headers=self._headers(), on_wait=on_wait)
 
     def create(self, image_url: str, params: DashScopeParams, on_wait=None) -> tuple[str, str]:
         """Submit the (billable) task; returns (task_id, request_id). Never resent once it may have arrived."""
@@ -270,23 +222,17 @@ class DashScopeClient:
         if image_url.startswith("oss://"):
             extra["X-DashScope-OssResourceResolve"] = "enable"
         body = {"model": MODEL, "input": {"image_url": image_url}, "parameters": params.parameters()}
-        response = self._send("POST", f"{self.base}{CREATE_PATH}", billable=True, headers=self._headers(**extra),
-                              json_body=body, on_wait=on_wait)
-        data = transport.json_object(response) or {}
-        task_id = (data.get("output") or {}).get("task_id")
-        if not task_id:
-            raise VendorError(VENDOR, "NoTaskId", "the vendor accepted the request but returned no task id",
-                              request_id=data.get("request_id"), billed=None)
-        return task_id, data.get("request_id", "")
+        answer = self._call(read_create, "POST", f"{self.base}{CREATE_PATH}", billable=True,
+                            headers=self._headers(**extra), json_body=body, on_wait=on_wait)
+        return answer.task_id, answer.request_id
 
-    def status(self, task_id: str, on_wait=None) -> dict:
+    def status(self, task_id: str, on_wait=None) -> TaskAnswer:
         """One GET /tasks/{id} (idempotent: retried on network errors, 429 and 5xx)."""
-        response = self._send("GET", f"{self.base}/tasks/{task_id}", billable=False, headers=self._headers(),
-                              on_wait=on_wait)
-        return transport.json_object(response) or {}
+        return self._call(lambda response: read_task(response, task_id), "GET", f"{self.base}/tasks/{task_id}",
+                          billable=False, headers=self._headers(), on_wait=on_wait)
 
     def wait(self, task_id: str, on_state: Callable[[str], None] = lambda s: None, on_wait=None,
-             created: float | None = None) -> tuple[dict, int]:
+             created: float | None = None) -> tuple[TaskAnswer, int]:
         """Poll until a terminal state (see DashScopeConfig for the schedule); returns (answer, polls)."""
         created = time.monotonic() if created is None else created
         expected = TaskDurations.expected(self.config.expected_s)
@@ -297,11 +243,10 @@ class DashScopeClient:
             backoff = min(self.config.poll_cap, backoff * self.config.poll_growth)
             answer = self.status(task_id, on_wait)
             polls += 1
-            state = (answer.get("output") or {}).get("task_status", "")
-            on_state(state)
-            if state == "SUCCEEDED":
+            on_state(answer.task_status)
+            if answer.task_status == SUCCEEDED:
                 TaskDurations.observe(time.monotonic() - created)
-            if state in TERMINAL:
+            if answer.task_status in TERMINAL:
                 return answer, polls
 
     def cancel(self, task_id: str) -> str:
@@ -311,31 +256,15 @@ class DashScopeClient:
                                          timeout=(self.config.connect_timeout, 10))
         except requests.RequestException as exc:
             return f"cancel request failed ({exc.__class__.__name__})"
-        if response.status_code == 200:
-            return "cancelled"
-        data = transport.json_object(response) or {}
-        return f"not cancelled ({data.get('code') or response.status_code}: {data.get('message', '')})"
+        with response:
+            if response.status_code == 200:
+                return "cancelled"
+            error = error_answer(response)
+        return f"not cancelled ({error.code}: {error.message or error.meaning})"
 
     def download(self, url: str, on_wait=None) -> bytes:
         return transport.download(self.session, url, control=self.control, base_url=self.base,
                              max_bytes=self.config.max_download_bytes, on_wait=on_wait)
-
-
-def task_error(answer: dict, task_id: str) -> VendorError:
-    """The error a terminal, unsuccessful task answer means."""
-    output = answer.get("output") or {}
-    state = output.get("task_status", "")
-    if state == "UNKNOWN":
-        return VendorError(VENDOR, "UNKNOWN", "the vendor does not know this task: it expired (task ids live 24 h), "
-                           "or belongs to another API key or workspace", task_id=task_id,
-                           request_id=answer.get("request_id"), billed=None)
-    if state == "CANCELED":
-        return VendorError(VENDOR, "CANCELED", "the task was cancelled", task_id=task_id,
-                           request_id=answer.get("request_id"), billed=False)
-    code = str(output.get("code") or "FAILED")
-    meaning, _ = ERROR_CODES.get(code, ERROR_CODES.get(code.split(".")[0], ("the task failed", False)))
-    return VendorError(VENDOR, code, meaning, message=str(output.get("message", "")), task_id=task_id,
-                       request_id=answer.get("request_id"), billed=False)
 
 
 def upload_name(index: int, fmt: str) -> str:

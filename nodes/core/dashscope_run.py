@@ -1,39 +1,73 @@
 """One DashScopeOutpaint run, ComfyUI-free: validate and fit each image into DashScope's limits ->
 upload (oss://) -> create task -> poll -> download -> map back to the input's own pixel scale ->
-optional paste-back -> IMAGE batch, MASK of the generated area, info JSON."""
+optional paste-back -> RunResult: IMAGE batch, MASK of the generated area, typed info
+(DashScopeRunInfo; the node turns it into its info JSON)."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, transport
+from . import canvas, composite, geometry, imagecodec, transport, widgets
 from .credentials import DashScopeCredentials
-from .dashscope import (
-    VENDOR,
-    DashScopeClient,
-    DashScopeConfig,
-    DashScopeParams,
-    TaskResult,
-    task_error,
-    upload_name,
-)
+from .dashscope import DashScopeClient, DashScopeConfig, DashScopeParams, TaskResult, upload_name
+from .dashscope_answers import SUCCEEDED, VENDOR, task_error
 from .errors import Cancelled, InputError, ItemError, VendorError
-from .runner import RunHooks, run_batch
+from .runner import CommonOptions, RunHooks, RunInfo, RunResult, implausibly_small, run_batch
 
 WATERMARK_ZONE = (0.3, 0.1)  # bottom-left width, height fractions left to the vendor when it adds its mark
 
 
-@dataclass
-class DashScopeOptions:
-    keep_original: bool = True
-    timeout_s: float = 300.0
-    concurrency: int = 2  # the vendor's concurrent-task limit has been 1 and 5 in its docs
-    image_format: str = "png"
+_W = widgets.DASHSCOPE
+
+
+@dataclass(kw_only=True)
+class DashScopeOptions(CommonOptions):
+    widgets: ClassVar = _W
+    vendor: ClassVar = VENDOR
+    keep_original: bool = _W["keep_original"].default
+    timeout_s: float = _W["timeout_s"].default
+    concurrency: int = _W["concurrency"].default  # the vendor's concurrent-task limit has been 1 and 5
+    image_format: str = _W["image_format"].default
     resume_task_ids: list[str] = field(default_factory=list)  # fetch these tasks instead of creating new ones
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.resume_task_ids, list) or \
+                not all(isinstance(t, str) and t for t in self.resume_task_ids):
+            raise InputError("resume_task_ids must be a list of task ids (text)")
+
+
+@dataclass
+class DashScopeItemInfo:
+    """One task's line in the run's info."""
+
+    image: int
+    task_id: str
+    request_id: str
+    polls: int
+    seconds_after_submit: float
+    mode: str
+    sent: str
+    vendor_output: str
+    output: str
+    parameters_sent: dict
+    note: str | None = None  # the output size differs from the documented rules
+    input_notes: list[str] | None = None  # what was done to the input to fit the vendor's limits
+    resized_to: str | None = None  # the output was resized to the batch's size
+
+
+@dataclass
+class DashScopeRunInfo(RunInfo):
+    mode: str
+    angle: int
+    watermark: bool
+    keep_original: bool
+    results: list[DashScopeItemInfo]
+    vendor: str = VENDOR
 
 
 @dataclass
@@ -54,8 +88,6 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
                   image_format: str) -> list[_Item]:
     """Fit every image into 512..4096 px and 10 MB and check the plan, before any paid call."""
     image = canvas.check_image(image)
-    if image_format not in ("png", "jpeg"):
-        raise InputError(f"image_format {image_format!r}: use png or jpeg")
     _, height, width, _ = image.shape
     params.validate()
     params.plan(width, height)  # the user's values, in the user's pixels, must be valid as given
@@ -83,6 +115,11 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
     return items
 
 
+def resume_hint(task_id: str, outcome: str) -> str:
+    """What to do about a task the run gave up on (the node's resume_task_ids takes the id as is)."""
+    return f"task {outcome}; if it still finishes, put {task_id} in resume_task_ids to fetch it without paying again"
+
+
 def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: str | None, report) -> TaskResult:
     if resume_id:
         task_id, request_id = resume_id, ""
@@ -90,7 +127,12 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
         report("uploading")
         url = client.upload(item.payload, upload_name(index, fmt), on_wait=report)
         report("submitting")
-        task_id, request_id = client.create(url, item.params, on_wait=report)
+        try:
+            task_id, request_id = client.create(url, item.params, on_wait=report)
+        except VendorError as exc:
+            if exc.task_id:  # a malformed answer that still names its task: it may run, and be billed
+                raise _naming_task(exc, exc.task_id, resume_hint(exc.task_id, client.cancel(exc.task_id)))
+            raise
     created = time.monotonic()  # for a resumed task: when we started watching it
 
     def on_state(state: str) -> None:
@@ -98,34 +140,45 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
 
     try:
         answer, polls = client.wait(task_id, on_state, on_wait=report, created=created)
-    except (Cancelled, VendorError) as exc:
-        outcome = client.cancel(task_id)  # interrupted or timed out: stop paying for it if we can
-        if isinstance(exc, VendorError):
-            exc.task_id = task_id
-            exc.message = (f"{exc.message} " if exc.message else "") + \
-                f"task {outcome}; if it still finishes, put {task_id} in resume_task_ids to fetch it unpaid"
-        raise
-    if answer["output"]["task_status"] != "SUCCEEDED":
-        raise task_error(answer, task_id)
-    url = answer["output"].get("output_image_url")
-    if not url:
-        raise VendorError(VENDOR, "NoResult", "the task succeeded but returned no image link", task_id=task_id,
-                          billed=True)
+    except BaseException as exc:  # noqa: BLE001 - interrupted, timed out, malformed, a bug: stop paying if we can
+        raise _naming_task(exc, task_id, resume_hint(task_id, client.cancel(task_id)))
+    if answer.task_status != SUCCEEDED:
+        raise task_error(answer, task_id)  # finished: nothing to cancel
     try:
-        image = client.download(url, on_wait=report)
-    except VendorError as exc:
-        exc.task_id, exc.billed = task_id, True
-        raise
-    return TaskResult(task_id, image, request_id, polls, time.monotonic() - created, answer["output"])
+        image = client.download(answer.output_image_url, on_wait=report)
+    except Exception as exc:  # noqa: BLE001 - the task is done and billed; its result can be fetched again
+        raise _naming_task(exc, task_id, f"the task succeeded: put {task_id} in resume_task_ids to fetch its "
+                           "result again without paying", billed=True)
+    return TaskResult(task_id, image, answer, request_id, polls, time.monotonic() - created)
+
+
+def _naming_task(exc: BaseException, task_id: str, hint: str, billed: bool | None = None) -> BaseException:
+    """`exc`, naming the task and what to do about it; an unexpected exception becomes a VendorError.
+    Cancelled and the front end's own interrupts pass as they are."""
+    if isinstance(exc, VendorError):
+        exc.task_id, exc.hint = task_id, hint
+        exc.billed = exc.billed if billed is None else billed
+        return exc
+    if not isinstance(exc, Exception) or isinstance(exc, Cancelled):
+        return exc
+    error = VendorError(VENDOR, "ClientError", f"the run failed on this task ({type(exc).__name__}: {exc})",
+                        hint=hint, task_id=task_id, billed=billed)
+    error.__cause__ = exc
+    return error
 
 
 def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCredentials,
         options: DashScopeOptions = DashScopeOptions(), config: DashScopeConfig = DashScopeConfig(),
         hooks: RunHooks = RunHooks()) -> tuple[torch.Tensor, torch.Tensor, str]:
-    if not 1 <= options.concurrency <= 16:
-        raise InputError(f"concurrency is {options.concurrency}; use 1 to 16")
-    if options.timeout_s <= 0:
-        raise InputError("timeout_s must be positive")
+    """run_typed() with the info as the node's JSON text (for nodes/cli.py until it reads run_typed())."""
+    result = run_typed(image, params, credentials, options, config, hooks)
+    return result.images, result.masks, result.info.to_json()
+
+
+def run_typed(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCredentials,
+              options: DashScopeOptions = DashScopeOptions(), config: DashScopeConfig = DashScopeConfig(),
+              hooks: RunHooks = RunHooks()) -> RunResult:
+    options.validate()
     items = prepare_items(image, params, config, options.image_format)
     resume = options.resume_task_ids
     if resume and len(resume) != len(items):
@@ -145,7 +198,7 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
 
 
 def assemble(image: torch.Tensor, items: list[_Item], results: list[TaskResult], params: DashScopeParams,
-             options: DashScopeOptions) -> tuple[torch.Tensor, torch.Tensor, str]:
+             options: DashScopeOptions) -> RunResult:
     batch, report = composite.BatchOutput(len(items)), []
     _, height, width, _ = image.shape
     seam = max(2, round(0.02 * min(width, height))) if options.keep_original else 0
@@ -156,6 +209,11 @@ def assemble(image: torch.Tensor, items: list[_Item], results: list[TaskResult],
             raise ItemError(f"image {i + 1}", VendorError(VENDOR, "BadResult", "the result image could not be read",
                                                           message=str(exc), task_id=result.task_id, billed=True))
         out_h, out_w = generated.shape[1:3]
+        expected = (item.plan.canvas_width, item.plan.canvas_height)
+        if implausibly_small((out_w, out_h), expected):
+            raise ItemError(f"image {i + 1}", VendorError(
+                VENDOR, "BadResult", f"the vendor's image is {out_w}x{out_h}, far from the {expected[0]}x"
+                f"{expected[1]} expected: not a usable result", task_id=result.task_id, billed=True))
         # back to the input's own pixel scale, so the expansion is what was asked in the user's pixels
         tw, th = round(out_w / item.scale), round(out_h / item.scale)
         generated = composite.resize_image(generated, tw, th)
@@ -174,17 +232,14 @@ def assemble(image: torch.Tensor, items: list[_Item], results: list[TaskResult],
             zone_h, zone_w = round(th * WATERMARK_ZONE[1]), round(tw * WATERMARK_ZONE[0])
             mask[:, th - zone_h:, :zone_w] = 1
         out = composite.paste_original(generated, original, placement, mask) if options.keep_original else generated
-        entry = {"image": i + 1, "task_id": result.task_id, "request_id": result.request_id, "polls": result.polls,
-                 "seconds_after_submit": round(result.submitted_s, 2), "mode": params.mode,
-                 "sent": f"{item.sent_size[0]}x{item.sent_size[1]}", "vendor_output": f"{out_w}x{out_h}",
-                 "output": f"{tw}x{th}", "parameters_sent": item.params.parameters()}
-        if (item.plan.canvas_width, item.plan.canvas_height) != (out_w, out_h):
-            entry["note"] = (f"expected {item.plan.canvas_width}x{item.plan.canvas_height} from the documented "
-                             "rules; the mask was scaled onto the real size")
-        if item.notes:
-            entry["input_notes"] = item.notes
-        batch.put(i, out, mask, entry)
+        entry = DashScopeItemInfo(i + 1, result.task_id, result.request_id, result.polls,
+                                  round(result.submitted_s, 2), params.mode,
+                                  f"{item.sent_size[0]}x{item.sent_size[1]}", f"{out_w}x{out_h}", f"{tw}x{th}",
+                                  item.params.parameters(), input_notes=item.notes or None)
+        if expected != (out_w, out_h):
+            entry.note = (f"expected {expected[0]}x{expected[1]} from the documented rules; the mask was scaled "
+                          "onto the real size")
+        entry.resized_to = batch.put(i, out, mask)
         report.append(entry)
-    info = {"vendor": VENDOR, "mode": params.mode, "angle": params.angle, "watermark": params.add_watermark,
-            "keep_original": options.keep_original, "results": report}
-    return batch.images, batch.masks, json.dumps(info, ensure_ascii=False, indent=1)
+    info = DashScopeRunInfo(params.mode, params.angle, params.add_watermark, options.keep_original, report)
+    return RunResult(batch.images, batch.masks, info)

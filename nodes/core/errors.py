@@ -24,15 +24,16 @@ class VendorError(RuntimeError):
 
     `billed` says whether the vendor may have processed (and charged for) the request:
     True / False when known, None when it cannot be known (e.g. a read timeout after sending).
+    `message` is the vendor's own text; `hint` is ours: what to do next (e.g. how to resume a task).
     """
 
     def __init__(self, vendor: str, code: str | int, meaning: str, *, message: str = "",
                  http_status: int | None = None, request_id: str | None = None,
                  task_id: str | None = None, retryable: bool = False, billed: bool | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, hint: str = ""):
         self.vendor, self.code, self.meaning, self.message = vendor, code, meaning, message
         self.http_status, self.request_id, self.task_id = http_status, request_id, task_id
-        self.retryable, self.billed, self.retry_after = retryable, billed, retry_after
+        self.retryable, self.billed, self.retry_after, self.hint = retryable, billed, retry_after, hint
         super().__init__(code, meaning)
 
     def __str__(self) -> str:  # built on demand: ids may be filled in after the error was raised
@@ -46,7 +47,7 @@ class VendorError(RuntimeError):
                                                      ("task id", self.task_id)) if value]
         if ids:
             parts.append("[" + ", ".join(ids) + "]")
-        return " ".join(parts)
+        return " ".join(parts) + (f"; {self.hint}" if self.hint else "")
 
 
 class ItemError(RuntimeError):
@@ -54,4 +55,5 @@ class ItemError(RuntimeError):
 
     def __init__(self, label: str, cause: BaseException):
         self.label, self.cause = label, cause
-        super().__init__(f"{label}: {cause}")
+        ours = isinstance(cause, (VendorError, InputError, ConfigError))
+        super().__init__(f"{label}: {cause}" if ours else f"{label}: {type(cause).__name__}: {cause}")

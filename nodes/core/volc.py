@@ -1,5 +1,5 @@
 """Volcengine visual `i2i_outpainting` client (CVProcess, 2022-08-31): request building, signing,
-sending under the shared HTTP policy, and turning every answer into an image or a VendorError.
+sending under the shared HTTP policy, and turning the typed answer (volc_answers) into an image.
 
 Spec: shared/spec/vendor-apis.md Part A. Unconfirmed points are settings (VolcConfig), not guesses.
 """
@@ -10,65 +10,20 @@ import json
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import requests
 
-from . import transport, volc_signer
+from . import answers, transport, volc_answers, volc_signer
 from .credentials import VolcCredentials
 from .errors import InputError, VendorError
 from .imagecodec import DecodeError, from_base64, to_base64
+from .volc_answers import VENDOR, VolcSuccess
 from .widgets import VOLC as _W
 
-VENDOR = "Volcengine"
 ACTION, VERSION, REQ_KEY = "CVProcess", "2022-08-31", "i2i_outpainting"
 MAX_PROMPT_CHARS = 800  # vendor: ~100 CJK chars / English words matter, the rest "has little effect"
-
-# code -> (plain-language meaning, retryable). Business codes: spec A.6 tables.
-BUSINESS_CODES = {
-    50411: ("the input image failed the vendor's content moderation", False),
-    50511: ("the generated image failed content moderation; a different seed or prompt may pass", False),
-    50412: ("the prompt failed the vendor's text moderation", False),
-    50512: ("generated text failed moderation", False),
-    50413: ("the prompt contains sensitive or copyrighted words", False),
-    50518: ("the input image was flagged as copyrighted", False),
-    50519: ("the generated image was flagged as copyrighted; try another seed", False),
-    50520: ("the vendor's moderation service had an internal error", False),
-    50521: ("the vendor's moderation service had an internal error", False),
-    50522: ("the vendor's copyright check had an internal error", False),
-    50429: ("too many requests per second for this account (QPS limit)", True),
-    50430: ("too many requests at once for this account (concurrency limit)", True),
-    50500: ("the vendor had an internal error (not retried automatically: it may be billed)", False),
-    50501: ("the vendor's algorithm service had an internal error (not retried automatically)", False),
-    50200: ("the vendor rejected a parameter", False),
-    50201: ("a required parameter is missing", False),
-    50204: ("a parameter has the wrong type or is missing", False),
-    50205: ("the image is larger than the vendor accepts", False),
-    50206: ("the request carried no image", False),
-    50207: ("the vendor could not decode the image", False),
-    50213: ("the request body is too large; use a smaller image", False),
-    50215: ("the input does not meet this service's requirements", False),
-    50400: ("access denied: the outpainting service (i2i_outpainting) is not enabled for this account, or "
-            "the account lacks permission; enable it in the Volcengine console", False),
-    50402: ("this API does not exist (wrong Action/Version for this endpoint)", False),
-}
-GATEWAY_CODES = {
-    "MissingParameter": "the request lacks Action/Version or another required query parameter",
-    "MissingAuthenticationToken": "no credentials were sent",
-    "MissingRequestInfo": "the signature's scope (access key, region, service) is malformed",
-    "MissingSignature": "the request was not signed",
-    "InvalidTimestamp": "the signature has expired: check this computer's clock (time zone and NTP)",
-    "ServiceNotFound": "wrong service name in the signature",
-    "InvalidActionOrVersion": "unknown Action/Version for this endpoint",
-    "InvalidAccessKey": "the access key (VOLC_ACCESSKEY) is not known to Volcengine",
-    "SignatureDoesNotMatch": "the secret key (VOLC_SECRETKEY) does not match the access key",
-    "LackPolicy": "this sub-account has no policy allowing the visual service",
-    "AccessDenied": "this account is not allowed to call the visual service",
-    "InvalidSecretToken": "the STS session token (VOLC_SESSION_TOKEN) is invalid or expired",
-    "FlowLimitExceeded": "the gateway is throttling this account",
-}
-GATEWAY_RETRYABLE = {"FlowLimitExceeded"}
 
 
 @dataclass(frozen=True)
@@ -147,14 +102,12 @@ class VolcParams:
             _W["watermark_opacity"].check(self.watermark.opacity)
 
 
-@dataclass
+@dataclass(frozen=True)
 class VolcResult:
     image: bytes
     request_id: str
     elapsed_s: float
     time_elapsed: str = ""  # the vendor's own figure
-    via_url: bool = False
-    prompt_field_sent: list[str] = field(default_factory=list)
 
 
 def build_body(params: VolcParams, images_b64: list[str], config: VolcConfig) -> dict:
@@ -169,31 +122,6 @@ def build_body(params: VolcParams, images_b64: list[str], config: VolcConfig) ->
     if params.watermark:
         body["logo_info"] = params.watermark.as_json()
     return body
-
-
-def classify(response: requests.Response) -> VendorError | None:
-    """None for a success; otherwise the VendorError this answer means."""
-    data = transport.json_object(response)
-    status = response.status_code
-    retry_after = transport.parse_retry_after(response.headers.get("Retry-After"))
-    if data is None:
-        return transport.not_json_error(VENDOR, response)
-    meta = data.get("ResponseMetadata") or {}
-    gateway = meta.get("Error") if isinstance(meta, dict) else None
-    if gateway:
-        code = gateway.get("Code") or str(gateway.get("CodeN"))
-        meaning = GATEWAY_CODES.get(code, "the Volcengine gateway refused the request")
-        return VendorError(VENDOR, code, meaning, message=gateway.get("Message", ""), http_status=status,
-                           request_id=meta.get("RequestId"), retryable=code in GATEWAY_RETRYABLE, billed=False,
-                           retry_after=retry_after)
-    code = data.get("code")
-    if status == 200 and code == 10000:
-        return None
-    meaning, retryable = BUSINESS_CODES.get(code, ("the vendor returned an error", False))
-    return VendorError(VENDOR, code if code is not None else f"HTTP{status}", meaning,
-                       message=str(data.get("message", "")), http_status=status,
-                       request_id=data.get("request_id"), retryable=retryable,
-                       billed=False if retryable else None, retry_after=retry_after)
 
 
 class VolcClient:
@@ -219,36 +147,39 @@ class VolcClient:
                                         {"Content-Type": "application/json"}, body, c.access_key,
                                         c.secret_key, c.session_token or None)
 
+    def call(self, fields: dict, *, billable: bool, on_wait: Callable[[str], None] | None = None,
+             **send_options) -> VolcSuccess:
+        """One CVProcess POST of `fields`: the typed success answer (any other answer raises VendorError)."""
+        body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        send_options.setdefault("connect_timeout", self.config.connect_timeout)
+        send_options.setdefault("read_timeout", self.config.read_timeout)
+        return answers.call(volc_answers.read, self.session, "POST", self.url, control=self.control,
+                            billable=billable, prepare=self._headers(body), data=body, on_wait=on_wait,
+                            secrets=self._secrets, **send_options)
+
     def outpaint(self, images: list[bytes], params: VolcParams,
                  on_wait: Callable[[str], None] | None = None) -> VolcResult:
         """One billable CVProcess call: [image] (ratio mode) or [canvas, mask] (canvas mode)."""
-        fields = build_body(params, [to_base64(i) for i in images], self.config)
-        body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         started = time.monotonic()
-        response = transport.send(self.session, "POST", self.url, control=self.control, billable=True,
-                             classify=classify, prepare=self._headers(body), data=body,
-                             connect_timeout=self.config.connect_timeout, read_timeout=self.config.read_timeout,
-                             on_wait=on_wait, secrets=self._secrets)
-        data = transport.json_object(response) or {}
-        request_id = data.get("request_id", "")
-        result = data.get("data") or {}
+        answer = self.call(build_body(params, [to_base64(i) for i in images], self.config), billable=True,
+                           on_wait=on_wait)
+        encoded = [b for b in answer.images_b64 if b]
+        links = [u for u in answer.image_urls if u]
+        if not encoded and not links:
+            raise answers.malformed(VENDOR, "the success answer carries no image", request_id=answer.request_id,
+                                    billed=True)
         try:
-            encoded = [b for b in result.get("binary_data_base64") or [] if b]
             if encoded:
-                image, via_url = from_base64(encoded[0]), False
-            elif result.get("image_urls"):
-                image = transport.download(self.session, result["image_urls"][0], control=self.control,
-                                      base_url=self.credentials.base_url,
-                                      max_bytes=self.config.max_download_bytes, on_wait=on_wait)
-                via_url = True
+                image = from_base64(encoded[0])
             else:
-                raise DecodeError("the success answer carried no image")
+                image = transport.download(self.session, links[0], control=self.control,
+                                           base_url=self.credentials.base_url,
+                                           max_bytes=self.config.max_download_bytes, on_wait=on_wait)
         except DecodeError as exc:
             raise VendorError(VENDOR, "BadResult", "the vendor reported success but its image could not be read",
-                              message=str(exc), request_id=request_id, billed=True) from exc
+                              message=str(exc), request_id=answer.request_id or None, billed=True) from exc
         except VendorError as exc:
-            exc.request_id = exc.request_id or request_id
+            exc.request_id = exc.request_id or answer.request_id or None
             exc.billed = True
             raise
-        return VolcResult(image, request_id, time.monotonic() - started, str(data.get("time_elapsed", "")),
-                          via_url, [k for k in ("custom_prompt", "prompt") if k in fields])
+        return VolcResult(image, answer.request_id, time.monotonic() - started, answer.time_elapsed)

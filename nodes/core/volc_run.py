@@ -1,28 +1,65 @@
 """One VolcOutpaint run, ComfyUI-free: validate -> encode payloads -> concurrent vendor calls ->
-decode -> optional paste-back -> IMAGE batch (item-major), MASK of the generated area, info JSON.
+decode -> optional paste-back -> RunResult: IMAGE batch (item-major), MASK of the generated area,
+typed info (VolcRunInfo; the node turns it into its info JSON).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, transport
+from . import canvas, composite, geometry, imagecodec, transport, widgets
 from .credentials import VolcCredentials
 from .errors import InputError, ItemError, VendorError
-from .runner import RunHooks, run_batch
-from .volc import VENDOR, VolcClient, VolcConfig, VolcParams
+from .runner import CommonOptions, RunHooks, RunInfo, RunResult, implausibly_small, run_batch
+from .volc import VENDOR, VolcClient, VolcConfig, VolcParams, VolcResult
+
+_W = widgets.VOLC
+
+
+@dataclass(kw_only=True)
+class VolcOptions(CommonOptions):
+    widgets: ClassVar = _W
+    vendor: ClassVar = VENDOR
+    variants: int = _W["variants"].default
+    keep_original: bool = _W["keep_original"].default
+    timeout_s: float = _W["timeout_s"].default
+    concurrency: int = _W["concurrency"].default
+    image_format: str = _W["image_format"].default  # of the image/canvas; masks are always PNG
+
+    def validate(self) -> None:
+        super().validate()
+        _W["variants"].check(self.variants, VENDOR)
+
+
+RunOptions = VolcOptions  # the former name, still used by nodes/cli, nodes/volc_node.py, bench and tests
 
 
 @dataclass
-class RunOptions:
-    variants: int = 1
-    keep_original: bool = True
-    timeout_s: float = 180.0
-    concurrency: int = 2
-    image_format: str = "jpeg"  # upload format of the image/canvas; masks are always PNG
+class VolcItemInfo:
+    """One request's line in the run's info."""
+
+    image: int
+    variant: int
+    seed: int
+    request_id: str
+    sent: str
+    output: str
+    seconds: float
+    vendor_time: str
+    note: str | None = None  # the output size differs from the documented rule
+    input_notes: list[str] | None = None  # what was done to the input to fit the vendor's limits
+    resized_to: str | None = None  # the output was resized to the batch's size
+
+
+@dataclass
+class VolcRunInfo(RunInfo):
+    mode: str  # "ratio" | "canvas"
+    keep_original: bool
+    results: list[VolcItemInfo]
+    vendor: str = VENDOR
 
 
 @dataclass
@@ -56,8 +93,6 @@ def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcPa
     """Encode every batch item before the first paid call, so bad input costs nothing."""
     image = canvas.check_image(image)
     batch, height, width, _ = image.shape
-    if image_format not in ("jpeg", "png"):
-        raise InputError(f"image_format {image_format!r}: use jpeg or png")
     items = []
     if mask is None:  # ratio mode: the vendor pads; we know where the original lands
         placement = geometry.pad_fractions(width, height, params.left, params.top, params.right, params.bottom)
@@ -86,16 +121,19 @@ def _seed(seed: int, variant: int) -> int:
 
 
 def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, credentials: VolcCredentials,
-        options: RunOptions = RunOptions(), config: VolcConfig = VolcConfig(),
+        options: VolcOptions = VolcOptions(), config: VolcConfig = VolcConfig(),
         hooks: RunHooks = RunHooks()) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """run_typed() with the info as the node's JSON text (for nodes/cli.py until it reads run_typed())."""
+    result = run_typed(image, mask, params, credentials, options, config, hooks)
+    return result.images, result.masks, result.info.to_json()
+
+
+def run_typed(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, credentials: VolcCredentials,
+              options: VolcOptions = VolcOptions(), config: VolcConfig = VolcConfig(),
+              hooks: RunHooks = RunHooks()) -> RunResult:
     canvas_mode = mask is not None
     params.validate(canvas_mode)
-    if not 1 <= options.variants <= 4:
-        raise InputError(f"variants is {options.variants}; use 1 to 4")
-    if not 1 <= options.concurrency <= 16:
-        raise InputError(f"concurrency is {options.concurrency}; use 1 to 16")
-    if options.timeout_s <= 0:
-        raise InputError("timeout_s must be positive")
+    options.validate()
     items = prepare_items(image, mask, params, config, options.image_format)
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
     control = transport.RunControl(options.timeout_s, VENDOR)
@@ -119,8 +157,8 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
     return assemble(items, jobs, results, params, options, canvas_mode, label)
 
 
-def assemble(items, jobs, results, params: VolcParams, options: RunOptions, canvas_mode: bool,
-             label) -> tuple[torch.Tensor, torch.Tensor, str]:
+def assemble(items: list[_Item], jobs: list[tuple[int, int]], results: list[VolcResult], params: VolcParams,
+             options: VolcOptions, canvas_mode: bool, label) -> RunResult:
     batch, report = composite.BatchOutput(len(jobs)), []
     for index, ((i, v), result) in enumerate(zip(jobs, results)):
         try:
@@ -130,6 +168,15 @@ def assemble(items, jobs, results, params: VolcParams, options: RunOptions, canv
                                                       message=str(exc), request_id=result.request_id, billed=True))
         height, width = generated.shape[1:3]
         item = items[i]
+        if canvas_mode:  # the canvas sent, fitted into max_width x max_height
+            expected = geometry.fit_within(*item.sent_size, params.max_width, params.max_height)
+        else:
+            _, expected = geometry.volc_ratio_output(*item.sent_size, params.left, params.top, params.right,
+                                                     params.bottom, params.max_width, params.max_height)
+        if implausibly_small((width, height), expected):
+            raise ItemError(label(index), VendorError(
+                VENDOR, "BadResult", f"the vendor's image is {width}x{height}, far from the {expected[0]}x"
+                f"{expected[1]} expected: not a usable result", request_id=result.request_id or None, billed=True))
         if item.placement is not None:  # ratio mode: the original's box, mapped onto the real output size
             box = geometry.scale_placement(item.placement, width, height)
             seam = max(2, round(0.02 * min(box.width, box.height))) if options.keep_original else 0
@@ -140,18 +187,13 @@ def assemble(items, jobs, results, params: VolcParams, options: RunOptions, canv
             out, out_mask = composite.paste_back(generated, item.original.to(generated.device), item.mask)
         else:
             out, out_mask = generated, composite.resize_mask(item.mask, width, height)
-        entry = {"image": i + 1, "variant": v + 1, "seed": _seed(params.seed, v), "request_id": result.request_id,
-                 "sent": f"{item.sent_size[0]}x{item.sent_size[1]}", "output": f"{width}x{height}",
-                 "seconds": round(result.elapsed_s, 2), "vendor_time": result.time_elapsed}
-        if not canvas_mode:
-            _, expected = geometry.volc_ratio_output(*item.sent_size, params.left, params.top, params.right,
-                                                     params.bottom, params.max_width, params.max_height)
-            if expected != (width, height):
-                entry["note"] = f"expected {expected[0]}x{expected[1]} by the documented rule"
-        if item.notes:
-            entry["input_notes"] = item.notes
-        batch.put(index, out, out_mask, entry)
+        entry = VolcItemInfo(i + 1, v + 1, _seed(params.seed, v), result.request_id,
+                             f"{item.sent_size[0]}x{item.sent_size[1]}", f"{width}x{height}",
+                             round(result.elapsed_s, 2), result.time_elapsed, input_notes=item.notes or None)
+        if expected != (width, height):
+            entry.note = f"expected {expected[0]}x{expected[1]} " + (
+                "(the canvas sent, fitted into max_width x max_height)" if canvas_mode else "by the documented rule")
+        entry.resized_to = batch.put(index, out, out_mask)
         report.append(entry)
-    info = {"vendor": VENDOR, "mode": "canvas" if canvas_mode else "ratio", "keep_original": options.keep_original,
-            "results": report}
-    return batch.images, batch.masks, json.dumps(info, ensure_ascii=False, indent=1)
+    info = VolcRunInfo("canvas" if canvas_mode else "ratio", options.keep_original, report)
+    return RunResult(batch.images, batch.masks, info)
