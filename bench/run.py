@@ -17,7 +17,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import torch  # noqa: E402
-
 from conftest import load_pack  # noqa: E402  (loads the pack as ComfyUI does, by file location)
 
 load_pack()
@@ -102,7 +101,6 @@ def _go_seconds(text: str) -> float:
 
 
 def bench_volc(quick: bool) -> None:
-    import json
     sandbox_mod, volc, volc_run = module("nodes.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
     creds_mod = module("nodes.core.credentials")
     size = 2048
@@ -117,9 +115,9 @@ def bench_volc(quick: bool) -> None:
         creds = creds_mod.VolcCredentials("aksk", "bench", sb.url, sb.volc_access_key, sb.volc_secret_key)
         for fmt in ("jpeg", "png"):
             def once():
-                return volc_run.run(image, None, params, creds, volc_run.RunOptions(image_format=fmt, timeout_s=300))
+                return volc_run.run(image, None, params, creds, volc_run.VolcOptions(image_format=fmt, timeout_s=300))
             wall, (_, _, info) = timed(once, 1 if quick else 3)
-            vendor = _go_seconds(json.loads(info)["results"][0]["vendor_time"])
+            vendor = _go_seconds(info.to_dict()["results"][0]["vendor_time"])
             print(f"upload {fmt:<5}: wall {wall * 1000:6.0f} ms, of which sandbox processing {vendor * 1000:5.0f} ms"
                   f" -> node overhead {(wall - vendor) * 1000:5.0f} ms ({(wall - vendor) / floor_t:.1f}x the floor)")
 
@@ -129,7 +127,7 @@ def bench_volc(quick: bool) -> None:
         batch = small.expand(8, -1, -1, -1).contiguous()
         for workers in (1, 4, 8):
             t0 = time.perf_counter()
-            volc_run.run(batch, None, volc.VolcParams(), creds, volc_run.RunOptions(concurrency=workers, timeout_s=60))
+            volc_run.run(batch, None, volc.VolcParams(), creds, volc_run.VolcOptions(concurrency=workers, timeout_s=60))
             wall = time.perf_counter() - t0
             ideal = 8 / workers * 1.0
             print(f"concurrency {workers}: {wall:5.2f} s (ideal {ideal:.2f} s, overhead {wall - ideal:+.2f} s)")
@@ -177,7 +175,7 @@ image = photo_like(2048).expand(4, -1, -1, -1).contiguous()
 c = creds.VolcCredentials("aksk", "bench", {url!r}, {ak!r}, {sk!r})
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 out, mask, info = volc_run.run(image, None, volc.VolcParams(top=0, bottom=0, left=0.0001, right=0, max_width=4096,
-                               max_height=4096), c, volc_run.RunOptions(concurrency=4, timeout_s=300))
+                               max_height=4096), c, volc_run.VolcOptions(concurrency=4, timeout_s=300))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"input_mb": image.numel() * 4 / 2**20, "extra_peak_mb": (peak - base) / 1024}}))
 """
@@ -216,7 +214,7 @@ def bench_batch_plot(quick: bool) -> None:
         for n in sizes:
             t0 = time.perf_counter()
             volc_run.run(small.expand(n, -1, -1, -1).contiguous(), None, volc.VolcParams(), creds,
-                         volc_run.RunOptions(concurrency=4, timeout_s=120))
+                         volc_run.VolcOptions(concurrency=4, timeout_s=120))
             points.append((n, time.perf_counter() - t0))
             print(f"batch {n:>2}: {points[-1][1]:5.2f} s (ideal {-(-n // 4) * 1.0:.0f} s)")
     w, h, pad = 480, 300, 40

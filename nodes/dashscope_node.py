@@ -51,7 +51,7 @@ class DashScopeOutpaint(io.ComfyNode):
         feedback = comfy_bridge.NodeFeedback(cls.hidden.unique_id if cls.hidden else None)
         hooks = dashscope_run.RunHooks(poll=comfy_bridge.check_interrupt, status=feedback.status,
                                        progress=feedback.progress)
-        result = dashscope_run.run_typed(image, params, backends.dashscope_credentials(backend), options,
+        result = dashscope_run.run(image, params, backends.dashscope_credentials(backend), options,
                                          dashscope.DashScopeConfig.from_env(), hooks)
         # the real input size drives the geometry preview in web/js after a run
         return io.NodeOutput(result.images, result.masks, result.info.to_json(),

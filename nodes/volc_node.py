@@ -49,12 +49,12 @@ class VolcOutpaint(io.ComfyNode):
         params = volc.VolcParams(prompt=prompt, seed=seed, steps=steps, scale=scale, strength=strength, top=top,
                                  bottom=bottom, left=left, right=right, max_width=max_width,
                                  max_height=max_height, return_url=return_url, watermark=mark)
-        options = volc_run.RunOptions(variants=variants, keep_original=keep_original, timeout_s=timeout_s,
+        options = volc_run.VolcOptions(variants=variants, keep_original=keep_original, timeout_s=timeout_s,
                                       concurrency=concurrency, image_format=image_format)
         feedback = comfy_bridge.NodeFeedback(cls.hidden.unique_id if cls.hidden else None)
         hooks = volc_run.RunHooks(poll=comfy_bridge.check_interrupt, status=feedback.status,
                                   progress=feedback.progress)
-        result = volc_run.run_typed(image, mask, params, backends.volc_credentials(backend), options,
+        result = volc_run.run(image, mask, params, backends.volc_credentials(backend), options,
                                     volc.VolcConfig.from_env(), hooks)
         # the real input size drives the geometry preview in web/js after a run
         return io.NodeOutput(result.images, result.masks, result.info.to_json(),

@@ -3,7 +3,6 @@ and an HTTP session that never goes through a configured proxy."""
 
 import pytest
 import requests
-
 from pack import module
 
 Sandbox = module("nodes.sandbox").Sandbox

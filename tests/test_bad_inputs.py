@@ -8,10 +8,9 @@ live Sandbox, so "nothing was sent" is measured by its request log.
 
 from dataclasses import replace
 
+import comfy_driver as drv
 import pytest
 import torch
-
-import comfy_driver as drv
 from pack import FAST_DASHSCOPE, InputError, canvas, geometry, module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -53,7 +52,7 @@ def volc_call(image=None, mask=None, params=VOLC, **options):
     def call(sb):
         options.setdefault("timeout_s", 20)
         creds = credentials.VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, sb.volc_secret_key)
-        volc_run.run(img() if image is None else image, mask, params, creds, volc_run.RunOptions(**options))
+        volc_run.run(img() if image is None else image, mask, params, creds, volc_run.VolcOptions(**options))
     return call
 
 

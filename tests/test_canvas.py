@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 import torch
-
-from pack import InputError, canvas as cv, geometry as g
+from pack import InputError
+from pack import canvas as cv
+from pack import geometry as g
 from reference_pad import image_pad_for_outpaint
 
 

@@ -2,10 +2,9 @@
 
 import inspect
 
+import comfy_driver as drv
 import pytest
 import torch
-
-import comfy_driver as drv
 from pack import InputError, module
 from reference_pad import image_pad_for_outpaint
 

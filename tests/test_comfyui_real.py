@@ -13,15 +13,14 @@ import os
 import shutil
 import time
 
-import pytest
-from PIL import Image
-
 import comfy_driver as drv
+import pytest
 import workflows
 from comfy_server import ComfyServer, comfyui_dir
 from conftest import ROOT
 from core_nodes import CORE_NODES
 from pack import module
+from PIL import Image
 from test_example_workflows import EXAMPLES, pack_nodes
 
 Sandbox = module("nodes.sandbox").Sandbox

@@ -1,6 +1,5 @@
 
 import pytest
-
 from pack import module
 
 cred = module("nodes.core.credentials")

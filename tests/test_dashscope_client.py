@@ -1,13 +1,11 @@
 """The DashScope client and run orchestration, over real HTTP against the sandbox: upload flow,
 every mode, terminal states, timeout/cancel/resume, and the retry/no-retry rules (counted)."""
 
-import json
 import time
 from dataclasses import replace
 
 import pytest
 import torch
-
 from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -63,7 +61,7 @@ def test_scale_mode_through_the_upload_flow(sb):
     assert create.billable and create.detail["resolve_header"] is True
     sent = create.detail["parameters"]
     assert sent["x_scale"] == 2.0 and not {"output_ratio", "left_offset"} & set(sent)
-    report = json.loads(info)["results"][0]
+    report = info.to_dict()["results"][0]
     assert report["task_id"] == create.detail["task_id"] and report["polls"] >= 1
     paths = [e.path for e in sb.requests()]
     assert any("/uploads" in p for p in paths) and any(p.startswith("/oss") for p in paths)
@@ -90,7 +88,7 @@ def test_rotation_marks_the_corners_as_generated(sb):
 def test_small_images_are_scaled_up_and_mapped_back(sb):
     out, mask, info = run(sb, photo(h=256, w=256), ds.DashScopeParams(mode="offsets", left_offset=64))
     assert out.shape == (1, 256, 320, 3)  # the user's pixels: 64 px more on the left
-    report = json.loads(info)["results"][0]
+    report = info.to_dict()["results"][0]
     assert report["sent"] == "512x512" and report["vendor_output"] == "640x512"
     assert creates(sb)[0].detail["parameters"]["left_offset"] == 128
     assert "scaled" in report["input_notes"][0]
@@ -100,7 +98,7 @@ def test_batch_order_and_concurrency(sb):
     images = torch.stack([torch.full((512, 512, 3), v) for v in (0.2, 0.8)])
     out, _, info = run(sb, images, ds.DashScopeParams(mode="scale", x_scale=1.2, y_scale=1.0), concurrency=2)
     assert out[:, 256, 300, 0].tolist() == pytest.approx([0.2, 0.8], abs=2 / 255)
-    assert len({r["task_id"] for r in json.loads(info)["results"]}) == 2
+    assert len({r["task_id"] for r in info.to_dict()["results"]}) == 2
 
 
 def test_watermark_flag_is_sent(sb):
@@ -190,9 +188,9 @@ def test_timeout_cancels_and_reports_the_task_id(sb):
 
 def test_resume_fetches_without_a_new_task(sb):
     _, _, info = run(sb)
-    task_id = json.loads(info)["results"][0]["task_id"]
+    task_id = info.to_dict()["results"][0]["task_id"]
     out, _, info2 = run(sb, resume_task_ids=[task_id])
-    assert len(creates(sb)) == 1 and json.loads(info2)["results"][0]["task_id"] == task_id
+    assert len(creates(sb)) == 1 and info2.to_dict()["results"][0]["task_id"] == task_id
     with pytest.raises(errors.InputError, match="one per image"):
         run(sb, photo(b=2), resume_task_ids=[task_id])
 

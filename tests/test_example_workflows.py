@@ -4,9 +4,8 @@ ComfyUI's validation rules for this pack's nodes."""
 
 import json
 
-import pytest
-
 import comfy_driver as drv
+import pytest
 import workflows
 from conftest import ROOT, load_pack
 from core_nodes import CORE_NODES

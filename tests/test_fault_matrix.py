@@ -24,7 +24,6 @@ from typing import Any, Callable
 
 import pytest
 import torch
-
 from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -158,7 +157,7 @@ def run_row(sb, row: Row):
         params = volc.VolcParams(top=0.25, bottom=0.25, left=0.25, right=0.25, **row.volc_params)
         config = replace(volc.VolcConfig(), **row.volc_config)
         creds = row.creds(sb) if row.creds else volc_creds(sb)
-        return volc_run.run(photo(48, 64), None, params, creds, volc_run.RunOptions(timeout_s=row.timeout_s), config)
+        return volc_run.run(photo(48, 64), None, params, creds, volc_run.VolcOptions(timeout_s=row.timeout_s), config)
     config = replace(FAST, **row.ds_config)
     creds = row.creds(sb) if row.creds else ds_creds(sb)
     return ds_run.run(photo(512, 512), ds.DashScopeParams(), creds, ds_run.DashScopeOptions(timeout_s=row.timeout_s),

@@ -1,6 +1,6 @@
 import pytest
-
-from pack import InputError, geometry as g
+from pack import InputError
+from pack import geometry as g
 
 
 def test_pixels_placement_and_padding():

@@ -3,9 +3,9 @@ import io
 import numpy as np
 import pytest
 import torch
+from pack import InputError
+from pack import imagecodec as ic
 from PIL import Image
-
-from pack import InputError, imagecodec as ic
 
 
 def rand_u8(shape, seed=0):

@@ -5,7 +5,6 @@ import time
 
 import pytest
 import torch
-
 from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -32,7 +31,7 @@ def stop_after(seconds: float):
 def run_volc(sb, hooks):
     c = creds.VolcCredentials("aksk", "t", sb.url, sb.volc_access_key, sb.volc_secret_key)
     volc_run.run(torch.rand((1, 48, 64, 3)), None, volc.VolcParams(return_url=True), c,
-                 volc_run.RunOptions(timeout_s=60), hooks=hooks)
+                 volc_run.VolcOptions(timeout_s=60), hooks=hooks)
 
 
 def run_ds(sb, hooks):

@@ -11,7 +11,6 @@ import collections
 import pathlib
 
 import pytest
-
 from conftest import ROOT
 
 NODES = ROOT / "nodes"

@@ -1,4 +1,4 @@
-"""Vendor answers of the wrong shape, over real HTTP: every one reaches the caller of run_typed() as
+"""Vendor answers of the wrong shape, over real HTTP: every one reaches the caller of run() as
 ItemError("image 1", VendorError) with code MalformedResponse (or the vendor's own code where the
 answer is a well-formed error), naming the vendor, the request/task id when one is readable, and
 whether it may have been billed. Never a raw AttributeError/TypeError/KeyError.
@@ -15,13 +15,12 @@ import base64
 import io
 import json
 
+import answer_proxy
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
-import answer_proxy
 from pack import FAST_DASHSCOPE, module
+from PIL import Image
 
 Sandbox = module("nodes.sandbox").Sandbox
 volc, volc_run = module("nodes.core.volc"), module("nodes.core.volc_run")
@@ -142,7 +141,7 @@ def inject_volc(sb, status, content_type, answer):
 
 def run_volc(sb, mask=None, **options):
     image = torch.rand((1, 48, 64, 3), generator=torch.Generator().manual_seed(0))
-    return volc_run.run_typed(image, mask, volc.VolcParams(), volc_creds(sb),
+    return volc_run.run(image, mask, volc.VolcParams(), volc_creds(sb),
                               volc_run.VolcOptions(timeout_s=10, **options))
 
 
@@ -277,7 +276,7 @@ def setup_ds(sb, proxy, stage, rewrite):
 def run_ds(sb, proxy, **options):
     creds = credentials.DashScopeCredentials("test", f"{proxy.url}/api/v1", sb.dashscope_api_key)
     image = torch.rand((1, 512, 512, 3), generator=torch.Generator().manual_seed(0))
-    return ds_run.run_typed(image, ds.DashScopeParams(), creds, ds_run.DashScopeOptions(timeout_s=10, **options),
+    return ds_run.run(image, ds.DashScopeParams(), creds, ds_run.DashScopeOptions(timeout_s=10, **options),
                             FAST_DASHSCOPE)
 
 

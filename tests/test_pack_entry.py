@@ -4,10 +4,9 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-import tomllib
 
 import pytest
-
+import tomllib
 from conftest import PACK, ROOT, TESTS, load_pack
 
 LOAD = textwrap.dedent("""

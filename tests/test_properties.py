@@ -8,7 +8,6 @@ import math
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from pack import canvas, geometry, imagecodec
 
 FAST = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

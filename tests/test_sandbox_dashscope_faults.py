@@ -7,11 +7,27 @@ import time
 
 import pytest
 import requests
-
-from dashscope_sandbox_client import (IMAGE_PNG, advance, assert_error, auth, cancel, create, create_entry,
-                                      created_id, failed, finish, get_policy, oss_post, policy_data, poll, run,
-                                      succeeded, upload)
-from dashscope_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+    IMAGE_PNG,
+    advance,
+    assert_error,
+    auth,
+    cancel,
+    create,
+    create_entry,
+    created_id,
+    failed,
+    finish,
+    get_policy,
+    http,
+    oss_post,
+    policy_data,
+    poll,
+    run,
+    sb,
+    succeeded,
+    upload,
+)
 
 # ---- fault injection ------------------------------------------------------------------------------
 

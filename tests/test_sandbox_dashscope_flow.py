@@ -16,13 +16,38 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import requests
+from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+    BEIJING_TIME,
+    IMAGE,
+    IMAGE_PNG,
+    PENDING_S,
+    RUNNING_S,
+    UUID,
+    Sandbox,
+    advance,
+    assert_error,
+    beijing_now,
+    create,
+    create_entry,
+    created_id,
+    decode,
+    encode,
+    failed,
+    finish,
+    geometry,
+    get_policy,
+    http,
+    make_image,
+    oss_post,
+    parse_beijing,
+    poll,
+    result,
+    run,
+    sb,
+    succeeded,
+    upload,
+)
 from PIL import Image
-
-from dashscope_sandbox_client import (BEIJING_TIME, IMAGE, IMAGE_PNG, PENDING_S, RUNNING_S, UUID, Sandbox, advance,
-                                      assert_error, beijing_now, create, create_entry, created_id, decode, encode,
-                                      failed, finish, geometry, get_policy, make_image, oss_post, parse_beijing, poll,
-                                      result, run, succeeded, upload)
-from dashscope_sandbox_client import http, sb  # noqa: F401 (fixtures)
 
 # ---- the whole flow -------------------------------------------------------------------------------
 

@@ -6,9 +6,18 @@ import uuid
 import numpy as np
 import pytest
 import requests
-
-from dashscope_sandbox_client import IMAGE, IMAGE_PNG, MODEL, Sandbox, create_entry, decode, finish, upload
-from dashscope_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+    IMAGE,
+    IMAGE_PNG,
+    MODEL,
+    Sandbox,
+    create_entry,
+    decode,
+    finish,
+    http,
+    sb,
+    upload,
+)
 
 # ---- the official SDK as a client -----------------------------------------------------------------
 

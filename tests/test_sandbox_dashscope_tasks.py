@@ -7,11 +7,30 @@ import re
 import uuid
 
 import pytest
-
-from dashscope_sandbox_client import (CANCEL_REFUSED, IMAGE_PNG, MODEL, PENDING_S, advance, assert_error, auth,
-                                      cancel, create, create_entry, created_id, finish, get_policy, oss_post,
-                                      policy_data, poll, run, succeeded, upload, upload_form)
-from dashscope_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+    CANCEL_REFUSED,
+    IMAGE_PNG,
+    MODEL,
+    PENDING_S,
+    advance,
+    assert_error,
+    auth,
+    cancel,
+    create,
+    create_entry,
+    created_id,
+    finish,
+    get_policy,
+    http,
+    oss_post,
+    policy_data,
+    poll,
+    run,
+    sb,
+    succeeded,
+    upload,
+    upload_form,
+)
 
 # ---- throttling -----------------------------------------------------------------------------------
 

@@ -6,11 +6,32 @@ import json
 import uuid
 
 import pytest
-
-from dashscope_sandbox_client import (IMAGE, IMAGE_PNG, MODEL, SYNC_MESSAGE, URL_MESSAGE, advance, assert_error, auth,
-                                      cancel, create, create_entry, created_id, ds_sandbox, encode, failed, finish,
-                                      get_policy, make_image, poll, run, succeeded, upload)
-from dashscope_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+    IMAGE,
+    IMAGE_PNG,
+    MODEL,
+    SYNC_MESSAGE,
+    URL_MESSAGE,
+    advance,
+    assert_error,
+    auth,
+    cancel,
+    create,
+    create_entry,
+    created_id,
+    ds_sandbox,
+    encode,
+    failed,
+    finish,
+    get_policy,
+    http,
+    make_image,
+    poll,
+    run,
+    sb,
+    succeeded,
+    upload,
+)
 
 # ---- headers and keys -----------------------------------------------------------------------------
 

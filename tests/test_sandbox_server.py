@@ -11,11 +11,19 @@ import time
 
 import pytest
 import requests
-
 from pack import module
-from volc_sandbox_client import (CV_QUERY, IMAGE_PNG, Sandbox, assert_business_error, assert_success, form,
-                                 signed_post, vsig)
-from volc_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from volc_sandbox_client import (  # noqa: F401 (fixtures)
+    CV_QUERY,
+    IMAGE_PNG,
+    Sandbox,
+    assert_business_error,
+    assert_success,
+    form,
+    http,
+    sb,
+    signed_post,
+    vsig,
+)
 
 standalone = module("nodes.sandbox.standalone")
 volc_sandbox = module("nodes.sandbox.volc_emulator")

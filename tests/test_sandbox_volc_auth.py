@@ -10,10 +10,22 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
-
-from volc_sandbox_client import (BUSINESS_KEYS, CV_QUERY, IMAGE, assert_business_error, assert_gateway_error,
-                                 assert_success, bearer_post, decode, form, result_png, signed_post, vsig)
-from volc_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from volc_sandbox_client import (  # noqa: F401 (fixtures)
+    BUSINESS_KEYS,
+    CV_QUERY,
+    IMAGE,
+    assert_business_error,
+    assert_gateway_error,
+    assert_success,
+    bearer_post,
+    decode,
+    form,
+    http,
+    result_png,
+    sb,
+    signed_post,
+    vsig,
+)
 
 # ---- signature / gateway --------------------------------------------------------------------------
 

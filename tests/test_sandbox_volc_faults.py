@@ -9,10 +9,16 @@ import time
 
 import pytest
 import requests
-
-from volc_sandbox_client import (IMAGE_PNG, assert_business_error, assert_gateway_error, assert_success, form,
-                                 signed_post)
-from volc_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from volc_sandbox_client import (  # noqa: F401 (fixtures)
+    IMAGE_PNG,
+    assert_business_error,
+    assert_gateway_error,
+    assert_success,
+    form,
+    http,
+    sb,
+    signed_post,
+)
 
 # ---- fault injection ------------------------------------------------------------------------------
 

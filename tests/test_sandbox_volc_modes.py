@@ -7,10 +7,22 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-
-from volc_sandbox_client import (DROP, IMAGE, IMAGE_PNG, assert_business_error, assert_success, b64, decode, form,
-                                 geometry, png_bytes, result_png, signed_post)
-from volc_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from volc_sandbox_client import (  # noqa: F401 (fixtures)
+    DROP,
+    IMAGE,
+    IMAGE_PNG,
+    assert_business_error,
+    assert_success,
+    b64,
+    decode,
+    form,
+    geometry,
+    http,
+    png_bytes,
+    result_png,
+    sb,
+    signed_post,
+)
 
 # ---- ratio mode -----------------------------------------------------------------------------------
 

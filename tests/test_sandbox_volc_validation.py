@@ -5,10 +5,19 @@ bills none of them.
 import json
 
 import pytest
-
-from volc_sandbox_client import (DROP, IMAGE_B64, assert_business_error, assert_success, b64, form, make_image,
-                                 png_bytes, signed_post)
-from volc_sandbox_client import http, sb  # noqa: F401 (fixtures)
+from volc_sandbox_client import (  # noqa: F401 (fixtures)
+    DROP,
+    IMAGE_B64,
+    assert_business_error,
+    assert_success,
+    b64,
+    form,
+    http,
+    make_image,
+    png_bytes,
+    sb,
+    signed_post,
+)
 
 # ---- body validation ------------------------------------------------------------------------------
 

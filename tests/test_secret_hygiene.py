@@ -22,7 +22,6 @@ import logging
 
 import pytest
 import torch
-
 from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -123,7 +122,7 @@ def test_runs_and_connection_tests_leak_no_secret(debug_logs):
         assert_clean(reprs, secrets, "credential repr")
 
         def volc_once(creds, **opts):
-            return volc_run.run(photo(48, 64), None, volc_params(), creds, volc_run.RunOptions(timeout_s=5, **opts))
+            return volc_run.run(photo(48, 64), None, volc_params(), creds, volc_run.VolcOptions(timeout_s=5, **opts))
 
         def ds_once(creds):
             return ds_run.run(photo(512, 512), ds.DashScopeParams(), creds, ds_run.DashScopeOptions(timeout_s=5), FAST)
@@ -132,9 +131,8 @@ def test_runs_and_connection_tests_leak_no_secret(debug_logs):
         for result in (attempt(volc_once, good_aksk, expect_error=False),
                        attempt(volc_once, good_bearer, expect_error=False),
                        attempt(ds_once, good_ds, expect_error=False)):
-            texts.append(result[2])
-            info_json.append(result[2])
-            json.loads(result[2])
+            texts.append(result[2].to_json())
+            info_json.append(result[2].to_json())
         # wrong / unknown credentials
         for bad in bad_cases:
             err = attempt(volc_once, bad, expect_error=True)
@@ -152,7 +150,7 @@ def test_runs_and_connection_tests_leak_no_secret(debug_logs):
         attempt(volc_once, good_aksk, expect_error=False)
         # a read timeout and a lost connection (network errors carry urllib3's own text)
         sb.inject("volc", "slow", seconds=1.5)
-        attempt(volc_run.run, photo(48, 64), None, volc_params(), good_aksk, volc_run.RunOptions(timeout_s=5),
+        attempt(volc_run.run, photo(48, 64), None, volc_params(), good_aksk, volc_run.VolcOptions(timeout_s=5),
                 volc.VolcConfig(read_timeout=0.5), expect_error=True)
         sb.inject("dashscope", "drop_after")
         attempt(ds_once, good_ds, expect_error=True)
@@ -190,5 +188,5 @@ def test_a_secret_echoed_by_the_vendor_is_blanked_in_run_errors():
         sb.inject("volc", "error", code=50411, message=f"echo {sb.volc_secret_key}")
         c = credentials.VolcCredentials("aksk", "t", sb.url, sb.volc_access_key, sb.volc_secret_key)
         with pytest.raises(errors.ItemError) as e:
-            volc_run.run(torch.rand((1, 16, 16, 3)), None, volc.VolcParams(), c, volc_run.RunOptions(timeout_s=10))
+            volc_run.run(torch.rand((1, 16, 16, 3)), None, volc.VolcParams(), c, volc_run.VolcOptions(timeout_s=10))
         assert sb.volc_secret_key not in str(e.value) and "***" in str(e.value)

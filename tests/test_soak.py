@@ -11,14 +11,12 @@ global time bound, and results must never cross between runs:
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import pytest
 import torch
-
 from pack import FAST_DASHSCOPE, module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -55,7 +53,7 @@ def run_volc(sb, k):
     params = volc.VolcParams(top=0.25, bottom=0.25, left=0.25, right=0.25, seed=1000 + k, return_url=k % 2 == 0)
     creds = credentials.VolcCredentials("aksk", "soak", sb.url, sb.volc_access_key, sb.volc_secret_key)
     return volc_run.run(solid(k, 48, 64), None, params, creds,
-                        volc_run.RunOptions(timeout_s=RUN_TIMEOUT_S, keep_original=False, image_format="png"),
+                        volc_run.VolcOptions(timeout_s=RUN_TIMEOUT_S, keep_original=False, image_format="png"),
                         VOLC_CONFIG)
 
 
@@ -115,8 +113,8 @@ def test_soak_parallel_runs_with_random_faults():
                 assert create.detail["parameters"]["left_offset"] == 8 * (k + 1)
             continue
         images += 1
-        out, _, info_text = value
-        info = json.loads(info_text)["results"][0]
+        out, _, run_info = value
+        info = run_info.to_dict()["results"][0]
         h, w = out.shape[1:3]
         centre = out[0, h // 2, w // 2].tolist()
         assert centre == pytest.approx(list(colour(k)), abs=3 / 255), f"run {k} ({vendor}) got another run's image"
@@ -129,7 +127,7 @@ def test_soak_parallel_runs_with_random_faults():
             assert create.billable and create.detail["parameters"]["left_offset"] == 8 * (k + 1)
             assert (w, h) == (512 + 8 * (k + 1), 512)
 
-    ids = [json.loads(v[1][2])["results"][0].get("request_id") or json.loads(v[1][2])["results"][0]["task_id"]
+    ids = [v[1][2].to_dict()["results"][0].get("request_id") or v[1][2].to_dict()["results"][0]["task_id"]
            for v in outcomes.values() if v[0] == "image"]
     assert len(ids) == len(set(ids)), "two runs reported the same id"
     # never a duplicate charge: at most one billable request per run marker

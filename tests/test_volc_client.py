@@ -4,13 +4,11 @@ Counts come from the sandbox's request log: how many requests arrived and how ma
 vendor would bill, so "never resent" is measured, not assumed.
 """
 
-import json
 import socket
 import time
 
 import pytest
 import torch
-
 from pack import module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -48,7 +46,7 @@ def run(sb, image=None, mask=None, params=None, credentials=None, config=volc.Vo
     image = photo() if image is None else image
     options.setdefault("timeout_s", 20)
     return run_mod.run(image, mask, params or volc.VolcParams(top=0.25, bottom=0.25, left=0.25, right=0.25),
-                       credentials or creds(sb), run_mod.RunOptions(**options), config)
+                       credentials or creds(sb), run_mod.VolcOptions(**options), config)
 
 
 def item_error(exc_info) -> "errors.VendorError":
@@ -64,7 +62,7 @@ def test_ratio_mode_geometry_and_original_kept(sb):
     assert out.shape == (1, 72, 96, 3) and mask.shape == (1, 72, 96)
     assert torch.allclose(out[:, 20:52, 24:72], image[:, 8:40, 8:56], atol=1 / 255)  # centre untouched
     assert mask[0, 0, 0] == 1 and mask[0, 36, 48] == 0
-    report = json.loads(info)["results"][0]
+    report = info.to_dict()["results"][0]
     entry = sb.requests("volc")[0]
     assert report["request_id"] and report["output"] == "96x72" and entry.billable
     assert sb.log.count("volc", billable=True) == 1
@@ -88,7 +86,7 @@ def test_canvas_mode_with_mask_builder_output(sb):
     entry = sb.requests("volc")[0]
     assert entry.detail["mode"] == "canvas"
     assert torch.allclose(out_mask, mask)
-    assert json.loads(info)["mode"] == "canvas"
+    assert info.to_dict()["mode"] == "canvas"
 
 
 @pytest.mark.parametrize("white_means", ["generate", "keep"])
@@ -129,7 +127,7 @@ def test_batch_and_variants_are_item_major_and_seeded(sb):
     assert out.shape[0] == mask.shape[0] == 6
     centres = out[:, 36, 48, 0].tolist()
     assert centres == pytest.approx([0.1, 0.1, 0.5, 0.5, 0.9, 0.9], abs=2 / 255)
-    report = json.loads(info)["results"]
+    report = info.to_dict()["results"]
     assert [(r["image"], r["variant"], r["seed"]) for r in report] == \
         [(1, 1, 5), (1, 2, 6), (2, 1, 5), (2, 2, 6), (3, 1, 5), (3, 2, 6)]
     assert sorted(e.detail["seed"] for e in sb.requests("volc")) == [5, 5, 5, 6, 6, 6]
@@ -145,7 +143,7 @@ def test_big_input_is_shrunk_to_the_configured_limit(sb):
     config = volc.VolcConfig(max_input_side=32)
     out, _, info = run(sb, photo(h=48, w=64), config=config)
     assert sb.requests("volc")[0].detail["input_size"] == (32, 24)
-    assert "scaled to 32x24" in json.loads(info)["results"][0]["input_notes"][0]
+    assert "scaled to 32x24" in info.to_dict()["results"][0]["input_notes"][0]
 
 
 # ---- vendor errors: one request, a clear error, never resent ----------------------------------------
@@ -319,7 +317,7 @@ def test_interrupt_ends_the_run_within_a_second(sb, fault):
     poll, Interrupted = interrupt_after(0.5)
     started = time.monotonic()
     with pytest.raises(Interrupted):
-        run_mod.run(photo(), None, volc.VolcParams(), creds(sb), run_mod.RunOptions(timeout_s=60),
+        run_mod.run(photo(), None, volc.VolcParams(), creds(sb), run_mod.VolcOptions(timeout_s=60),
                     hooks=run_mod.RunHooks(poll=poll))
     assert time.monotonic() - started < 1.5
 
@@ -335,7 +333,7 @@ def test_timeout_bounds_a_slow_vendor(sb):
 def test_status_and_progress_hooks(sb):
     sb.latency = 0.5
     seen, progress = [], []
-    run_mod.run(photo(b=2), None, volc.VolcParams(), creds(sb), run_mod.RunOptions(concurrency=1),
+    run_mod.run(photo(b=2), None, volc.VolcParams(), creds(sb), run_mod.VolcOptions(concurrency=1),
                 hooks=run_mod.RunHooks(status=seen.append, progress=lambda d, t: progress.append((d, t))))
     assert progress[0] == (0, 2) and progress[-1] == (2, 2)
     assert any("0/2 done, 1 running" in s for s in seen) and "2/2 done" in seen[-1]

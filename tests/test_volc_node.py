@@ -3,10 +3,9 @@
 import inspect
 import json
 
+import comfy_driver as drv
 import pytest
 import torch
-
-import comfy_driver as drv
 from pack import module
 
 VolcOutpaint = module("nodes.volc_node").VolcOutpaint

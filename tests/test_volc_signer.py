@@ -18,7 +18,6 @@ from collections import OrderedDict
 from urllib.parse import quote, urlencode, urlsplit
 
 import pytest
-
 from pack import module
 
 vs = module("nodes.core.volc_signer")

@@ -4,9 +4,8 @@ dataclass defaults, the geometry preview and the engine's own checks all read it
 import dataclasses
 import math
 
-import pytest
-
 import comfy_driver as drv
+import pytest
 from pack import InputError, module
 
 widgets = module("nodes.core.widgets")

@@ -9,9 +9,8 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from pack import module
+from PIL import Image
 from sandbox_fixtures import Sandbox, http, serve  # noqa: F401 (http: a fixture)
 
 geometry = module("nodes.core.geometry")

@@ -87,7 +87,7 @@ def cmd_demo(args) -> int:
 
     hooks = RunHooks()
     volc_creds = backends.volc_credentials("sandbox")
-    volc_options = volc_run.RunOptions(timeout_s=60)
+    volc_options = volc_run.VolcOptions(timeout_s=60)
     ratio = volc.VolcParams(prompt="a wider view", seed=42, top=0.25, bottom=0.25, left=0.25, right=0.25)
     ratio_img = node_step("VolcOutpaint ratio", "02_volc_ratio.png", "VolcOutpaint ratio 0.25", ratio,
                           lambda: volc_run.run(image, None, ratio, volc_creds, volc_options, hooks=hooks))

@@ -24,7 +24,5 @@ def jsonable(value):
 
 
 def run_output(result) -> tuple:
-    """The IMAGE batch and the info dict of a core run (volc_run.run / dashscope_run.run), which today
-    return (images, masks, info as JSON text)."""
-    images, _, info = result
-    return images, json.loads(info)
+    """The IMAGE batch and the info dict of a core run (volc_run.run / dashscope_run.run: a RunResult)."""
+    return result.images, result.info.to_dict()

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..core.dashscope_run import DashScopeOptions
     from ..core.runner import RunHooks
     from ..core.volc import VolcConfig, VolcParams
-    from ..core.volc_run import RunOptions
+    from ..core.volc_run import VolcOptions
     from .inputs import Source
 
 VOLC_ONLY = ("prompt", "seed", "steps", "scale", "strength", "top", "bottom", "left", "right", "max_width",
@@ -61,7 +61,7 @@ class VolcPlan:
     vendor = "volc"
     backend: str
     params: VolcParams
-    options: RunOptions
+    options: VolcOptions
     config: VolcConfig
     credentials: VolcCredentials
     file_workers: int  # files in flight; each runs up to options.concurrency variants at once
@@ -73,7 +73,7 @@ class VolcPlan:
     def mode(self) -> str:
         return "ratio" if self.mask is None and self.pad is None else "canvas"
 
-    def options_for(self, index: int) -> RunOptions:
+    def options_for(self, index: int) -> VolcOptions:
         return self.options
 
     def run(self, image: torch.Tensor, index: int, hooks: RunHooks) -> tuple[tuple, dict | None]:
@@ -179,7 +179,7 @@ def _volc_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan:
     try:
         params = volc.VolcParams(**_given(args, sent), watermark=mark)
         params.validate(canvas_mode)
-        options = _options(args, volc_run.RunOptions, **_given(args, ("variants",)))
+        options = _options(args, volc_run.VolcOptions, **_given(args, ("variants",)))
         config = volc.VolcConfig.from_env()
         if args.pad_pixels is not None:
             pad = PadCanvas(args.pad_pixels, **_given(args, ("feathering", "overlap", "fill")))

@@ -13,10 +13,23 @@ import torch
 
 from . import canvas, composite, geometry, imagecodec, transport, widgets
 from .credentials import DashScopeCredentials
-from .dashscope import DashScopeClient, DashScopeConfig, DashScopeParams, TaskResult, upload_name
+from .dashscope import (
+    DashScopeClient,
+    DashScopeConfig,
+    DashScopeParams,
+    TaskResult,
+    upload_name,
+)
 from .dashscope_answers import SUCCEEDED, VENDOR, task_error
 from .errors import Cancelled, InputError, ItemError, VendorError
-from .runner import CommonOptions, RunHooks, RunInfo, RunResult, implausibly_small, run_batch
+from .runner import (
+    CommonOptions,
+    RunHooks,
+    RunInfo,
+    RunResult,
+    implausibly_small,
+    run_batch,
+)
 
 WATERMARK_ZONE = (0.3, 0.1)  # bottom-left width, height fractions left to the vendor when it adds its mark
 
@@ -169,15 +182,7 @@ def _naming_task(exc: BaseException, task_id: str, hint: str, billed: bool | Non
 
 def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCredentials,
         options: DashScopeOptions = DashScopeOptions(), config: DashScopeConfig = DashScopeConfig(),
-        hooks: RunHooks = RunHooks()) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """run_typed() with the info as the node's JSON text (for nodes/cli.py until it reads run_typed())."""
-    result = run_typed(image, params, credentials, options, config, hooks)
-    return result.images, result.masks, result.info.to_json()
-
-
-def run_typed(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCredentials,
-              options: DashScopeOptions = DashScopeOptions(), config: DashScopeConfig = DashScopeConfig(),
-              hooks: RunHooks = RunHooks()) -> RunResult:
+        hooks: RunHooks = RunHooks()) -> RunResult:
     options.validate()
     items = prepare_items(image, params, config, options.image_format)
     resume = options.resume_task_ids

@@ -15,6 +15,7 @@ from . import imagecodec, transport
 from .errors import Cancelled, InputError, ItemError, VendorError
 from .widgets import Widget
 
+
 @dataclass(kw_only=True)
 class CommonOptions:
     """Options both vendors' runs share. Each vendor's subclass gives their defaults (its widget

@@ -13,7 +13,14 @@ import torch
 from . import canvas, composite, geometry, imagecodec, transport, widgets
 from .credentials import VolcCredentials
 from .errors import InputError, ItemError, VendorError
-from .runner import CommonOptions, RunHooks, RunInfo, RunResult, implausibly_small, run_batch
+from .runner import (
+    CommonOptions,
+    RunHooks,
+    RunInfo,
+    RunResult,
+    implausibly_small,
+    run_batch,
+)
 from .volc import VENDOR, VolcClient, VolcConfig, VolcParams, VolcResult
 
 _W = widgets.VOLC
@@ -34,7 +41,6 @@ class VolcOptions(CommonOptions):
         _W["variants"].check(self.variants, VENDOR)
 
 
-RunOptions = VolcOptions  # the former name, still used by nodes/cli, nodes/volc_node.py, bench and tests
 
 
 @dataclass
@@ -122,15 +128,7 @@ def _seed(seed: int, variant: int) -> int:
 
 def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, credentials: VolcCredentials,
         options: VolcOptions = VolcOptions(), config: VolcConfig = VolcConfig(),
-        hooks: RunHooks = RunHooks()) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """run_typed() with the info as the node's JSON text (for nodes/cli.py until it reads run_typed())."""
-    result = run_typed(image, mask, params, credentials, options, config, hooks)
-    return result.images, result.masks, result.info.to_json()
-
-
-def run_typed(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, credentials: VolcCredentials,
-              options: VolcOptions = VolcOptions(), config: VolcConfig = VolcConfig(),
-              hooks: RunHooks = RunHooks()) -> RunResult:
+        hooks: RunHooks = RunHooks()) -> RunResult:
     canvas_mode = mask is not None
     params.validate(canvas_mode)
     options.validate()
