@@ -8,6 +8,9 @@ import importlib.util
 import pathlib
 import sys
 
+import pytest
+import requests
+
 TESTS = pathlib.Path(__file__).resolve().parent
 ROOT = TESTS.parent
 PACK = "cloud_outpaint_under_test"
@@ -28,3 +31,37 @@ def load_pack(name: str = PACK):
 
 
 load_pack()
+
+
+# ---- shared wiring: the sandbox and its credentials, an HTTP session that ignores proxies ----
+
+FAST_TASKS = {"dashscope_pending_s": 0.1, "dashscope_running_s": 0.2}
+
+
+@pytest.fixture
+def sb(request):
+    """A running sandbox (a test module may set SANDBOX_SETTINGS; default: fast DashScope tasks); afterwards
+    none of its handlers may have raised."""
+    from pack import module
+
+    settings = getattr(request.module, "SANDBOX_SETTINGS", FAST_TASKS)
+    with module("nodes.sandbox").Sandbox(**settings) as sandbox:
+        yield sandbox
+        assert sandbox.errors == [], "sandbox bugs:\n" + "\n".join(sandbox.errors)
+
+
+@pytest.fixture
+def volc_creds(sb):
+    return sb.volc_credentials()
+
+
+@pytest.fixture
+def ds_creds(sb):
+    return sb.dashscope_credentials()
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as session:
+        session.trust_env = False  # never send loopback traffic through a configured proxy
+        yield session

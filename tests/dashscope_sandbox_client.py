@@ -8,10 +8,9 @@ import re
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
-import pytest
 from pack import module
 from PIL import Image
-from sandbox_fixtures import Sandbox, http, serve  # noqa: F401 (http: a fixture)
+from sandbox_fixtures import Sandbox, serve  # noqa: F401
 
 ds_sandbox = module("nodes.sandbox.dashscope_emulator")
 geometry = module("nodes.core.geometry")
@@ -21,6 +20,8 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a
 BEIJING_TIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}")
 ERROR_KEYS = ["code", "message", "request_id"]
 PENDING_S, RUNNING_S = 10.0, 10.0
+# the task timing these tests step through with advance(); read by conftest's sb fixture
+SANDBOX_SETTINGS = {"dashscope_pending_s": PENDING_S, "dashscope_running_s": RUNNING_S}
 SYNC_MESSAGE = "current user api does not support synchronous calls"
 URL_MESSAGE = "The provided URL does not appear to be valid. Ensure it is correctly formatted."
 CANCEL_REFUSED = "Failed to cancel the task, please confirm if the task is in PENDING status."
@@ -50,11 +51,6 @@ IMAGE_PNG = encode(IMAGE)
 
 
 # ---- HTTP helpers ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def sb():
-    yield from serve(dashscope_pending_s=PENDING_S, dashscope_running_s=RUNNING_S)
-
 
 def advance(sb, seconds: float) -> None:
     """Move the sandbox clock forward (the task state machine runs on it)."""

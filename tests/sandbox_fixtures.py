@@ -1,8 +1,5 @@
-"""What every sandbox test module needs: a running sandbox that must record no bug of its own,
-and an HTTP session that never goes through a configured proxy."""
+"""A running sandbox that must record no bug of its own (the `http` session fixture is in conftest)."""
 
-import pytest
-import requests
 from pack import module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -14,10 +11,3 @@ def serve(**settings):
     with Sandbox(**settings) as sandbox:
         yield sandbox
         assert sandbox.errors == [], "sandbox bugs:\n" + "\n".join(sandbox.errors)
-
-
-@pytest.fixture
-def http():
-    with requests.Session() as session:
-        session.trust_env = False  # never send loopback traffic through a configured proxy
-        yield session

@@ -51,7 +51,7 @@ def img(b=1, h=48, w=64, c=3, dtype=torch.float32, fill=None):
 def volc_call(image=None, mask=None, params=VOLC, **options):
     def call(sb):
         options.setdefault("timeout_s", 20)
-        creds = credentials.VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, sb.volc_secret_key)
+        creds = sb.volc_credentials()
         volc_run.run(img() if image is None else image, mask, params, creds, volc_run.VolcOptions(**options))
     return call
 
@@ -59,7 +59,7 @@ def volc_call(image=None, mask=None, params=VOLC, **options):
 def ds_call(image=None, params=DS, **options):
     def call(sb):
         options.setdefault("timeout_s", 20)
-        creds = credentials.DashScopeCredentials("test", f"{sb.url}/api/v1", sb.dashscope_api_key)
+        creds = sb.dashscope_credentials()
         ds_run.run(img(h=64, w=64) if image is None else image, params, creds,
                    ds_run.DashScopeOptions(**options), FAST)
     return call

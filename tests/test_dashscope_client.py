@@ -17,15 +17,8 @@ DashScopeCredentials = module("nodes.core.credentials").DashScopeCredentials
 FAST = FAST_DASHSCOPE
 
 
-@pytest.fixture
-def sb():
-    with Sandbox(dashscope_pending_s=0.1, dashscope_running_s=0.2) as sandbox:
-        yield sandbox
-        assert sandbox.errors == []
-
-
 def creds(sb, key=None):
-    return DashScopeCredentials("test", f"{sb.url}/api/v1", key or sb.dashscope_api_key)
+    return replace(sb.dashscope_credentials(), api_key=key or sb.dashscope_api_key)
 
 
 def photo(b=1, h=512, w=512, seed=0):

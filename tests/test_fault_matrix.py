@@ -75,11 +75,11 @@ def nothing(sb):
 
 
 def volc_creds(sb, ak=None, sk=None):
-    return credentials.VolcCredentials("aksk", "matrix", sb.url, ak or sb.volc_access_key, sk or sb.volc_secret_key)
+    return replace(sb.volc_credentials(), access_key=ak or sb.volc_access_key, secret_key=sk or sb.volc_secret_key)
 
 
 def ds_creds(sb, key=None):
-    return credentials.DashScopeCredentials("matrix", f"{sb.url}/api/v1", key or sb.dashscope_api_key)
+    return replace(sb.dashscope_credentials(), api_key=key or sb.dashscope_api_key)
 
 
 def cancel_was_sent(sb, err):

@@ -29,13 +29,13 @@ def stop_after(seconds: float):
 
 
 def run_volc(sb, hooks):
-    c = creds.VolcCredentials("aksk", "t", sb.url, sb.volc_access_key, sb.volc_secret_key)
+    c = sb.volc_credentials()
     volc_run.run(torch.rand((1, 48, 64, 3)), None, volc.VolcParams(return_url=True), c,
                  volc_run.VolcOptions(timeout_s=60), hooks=hooks)
 
 
 def run_ds(sb, hooks):
-    c = creds.DashScopeCredentials("t", f"{sb.url}/api/v1", sb.dashscope_api_key)
+    c = sb.dashscope_credentials()
     ds_run.run(torch.rand((1, 512, 512, 3)), ds.DashScopeParams(), c, ds_run.DashScopeOptions(timeout_s=60), FAST,
                hooks)
 

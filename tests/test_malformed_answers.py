@@ -130,7 +130,7 @@ def volc_sb():
 
 
 def volc_creds(sb):
-    return credentials.VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, sb.volc_secret_key)
+    return sb.volc_credentials()
 
 
 def inject_volc(sb, status, content_type, answer):

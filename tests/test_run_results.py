@@ -21,21 +21,6 @@ errors = module("nodes.core.errors")
 credentials = module("nodes.core.credentials")
 
 
-@pytest.fixture
-def sb():
-    with Sandbox(dashscope_pending_s=0.1, dashscope_running_s=0.2) as sandbox:
-        yield sandbox
-        assert sandbox.errors == []
-
-
-def volc_creds(sb):
-    return credentials.VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, sb.volc_secret_key)
-
-
-def ds_creds(sb):
-    return credentials.DashScopeCredentials("test", f"{sb.url}/api/v1", sb.dashscope_api_key)
-
-
 def photo(b=1, h=48, w=64):
     return torch.rand((b, h, w, 3), generator=torch.Generator().manual_seed(0))
 
@@ -44,7 +29,7 @@ def photo(b=1, h=48, w=64):
 
 def test_volc_run_returns_typed_info_and_the_node_json_is_made_from_it(sb):
     params = volc.VolcParams(seed=7)
-    result = volc_run.run(photo(b=2), None, params, volc_creds(sb), volc_run.VolcOptions(variants=2))
+    result = volc_run.run(photo(b=2), None, params, sb.volc_credentials(), volc_run.VolcOptions(variants=2))
     assert isinstance(result, runner.RunResult) and result.images.shape[0] == 4
     info = result.info
     assert isinstance(info, volc_run.VolcRunInfo) and info.mode == "ratio" and info.keep_original is True
@@ -56,7 +41,7 @@ def test_volc_run_returns_typed_info_and_the_node_json_is_made_from_it(sb):
 
 
 def test_dashscope_run_returns_typed_info(sb):
-    result = ds_run.run(photo(h=512, w=512), ds.DashScopeParams(), ds_creds(sb),
+    result = ds_run.run(photo(h=512, w=512), ds.DashScopeParams(), sb.dashscope_credentials(),
                               ds_run.DashScopeOptions(timeout_s=20), FAST_DASHSCOPE)
     [entry] = result.info.results
     [create] = sb.requests("dashscope", action="create")
@@ -81,9 +66,9 @@ def test_dashscope_run_returns_typed_info(sb):
 def test_shared_options_are_checked_before_anything_is_sent(sb, vendor, options, match):
     with pytest.raises(errors.InputError, match=match):
         if vendor == "volc":
-            volc_run.run(photo(), None, volc.VolcParams(), volc_creds(sb), volc_run.VolcOptions(**options))
+            volc_run.run(photo(), None, volc.VolcParams(), sb.volc_credentials(), volc_run.VolcOptions(**options))
         else:
-            ds_run.run(photo(h=512, w=512), ds.DashScopeParams(), ds_creds(sb),
+            ds_run.run(photo(h=512, w=512), ds.DashScopeParams(), sb.dashscope_credentials(),
                              ds_run.DashScopeOptions(**options), FAST_DASHSCOPE)
     assert sb.requests() == []
 
@@ -145,7 +130,7 @@ def test_any_failure_while_waiting_cancels_the_task_and_names_it():
     with Sandbox(dashscope_pending_s=60) as sb:
         config = BrokenSchedule(**dataclasses.asdict(FAST_DASHSCOPE))
         with pytest.raises(errors.ItemError) as e:
-            ds_run.run(photo(h=512, w=512), ds.DashScopeParams(), ds_creds(sb),
+            ds_run.run(photo(h=512, w=512), ds.DashScopeParams(), sb.dashscope_credentials(),
                              ds_run.DashScopeOptions(timeout_s=10), config)
         err = e.value.cause
         [create] = sb.requests("dashscope", action="create")
@@ -160,7 +145,7 @@ def test_any_failure_while_waiting_cancels_the_task_and_names_it():
 def test_a_failed_download_names_the_task_and_how_to_fetch_it_again(sb):
     sb.inject("dashscope", "url_404")
     with pytest.raises(errors.ItemError) as e:
-        ds_run.run(photo(h=512, w=512), ds.DashScopeParams(), ds_creds(sb),
+        ds_run.run(photo(h=512, w=512), ds.DashScopeParams(), sb.dashscope_credentials(),
                          ds_run.DashScopeOptions(timeout_s=10), FAST_DASHSCOPE)
     err = e.value.cause
     assert err.code == "HTTP404" and err.billed is True and err.task_id

@@ -7,8 +7,9 @@ import time
 
 import pytest
 import requests
-from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (SANDBOX_SETTINGS: read by conftest's sb)
     IMAGE_PNG,
+    SANDBOX_SETTINGS,
     advance,
     assert_error,
     auth,
@@ -19,12 +20,10 @@ from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
     failed,
     finish,
     get_policy,
-    http,
     oss_post,
     policy_data,
     poll,
     run,
-    sb,
     succeeded,
     upload,
 )

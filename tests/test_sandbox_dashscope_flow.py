@@ -16,12 +16,13 @@ from datetime import timedelta
 import numpy as np
 import pytest
 import requests
-from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (SANDBOX_SETTINGS: read by conftest's sb)
     BEIJING_TIME,
     IMAGE,
     IMAGE_PNG,
     PENDING_S,
     RUNNING_S,
+    SANDBOX_SETTINGS,
     UUID,
     Sandbox,
     advance,
@@ -36,14 +37,12 @@ from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
     finish,
     geometry,
     get_policy,
-    http,
     make_image,
     oss_post,
     parse_beijing,
     poll,
     result,
     run,
-    sb,
     succeeded,
     upload,
 )

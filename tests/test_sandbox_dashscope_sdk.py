@@ -6,16 +6,15 @@ import uuid
 import numpy as np
 import pytest
 import requests
-from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (SANDBOX_SETTINGS: read by conftest's sb)
     IMAGE,
     IMAGE_PNG,
     MODEL,
+    SANDBOX_SETTINGS,
     Sandbox,
     create_entry,
     decode,
     finish,
-    http,
-    sb,
     upload,
 )
 

@@ -7,11 +7,12 @@ import re
 import uuid
 
 import pytest
-from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (SANDBOX_SETTINGS: read by conftest's sb)
     CANCEL_REFUSED,
     IMAGE_PNG,
     MODEL,
     PENDING_S,
+    SANDBOX_SETTINGS,
     advance,
     assert_error,
     auth,
@@ -21,12 +22,10 @@ from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
     created_id,
     finish,
     get_policy,
-    http,
     oss_post,
     policy_data,
     poll,
     run,
-    sb,
     succeeded,
     upload,
     upload_form,

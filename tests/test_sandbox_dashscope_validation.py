@@ -6,10 +6,11 @@ import json
 import uuid
 
 import pytest
-from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
+from dashscope_sandbox_client import (  # noqa: F401 (SANDBOX_SETTINGS: read by conftest's sb)
     IMAGE,
     IMAGE_PNG,
     MODEL,
+    SANDBOX_SETTINGS,
     SYNC_MESSAGE,
     URL_MESSAGE,
     advance,
@@ -24,11 +25,9 @@ from dashscope_sandbox_client import (  # noqa: F401 (fixtures)
     failed,
     finish,
     get_policy,
-    http,
     make_image,
     poll,
     run,
-    sb,
     succeeded,
     upload,
 )

@@ -19,8 +19,6 @@ from volc_sandbox_client import (  # noqa: F401 (fixtures)
     assert_business_error,
     assert_success,
     form,
-    http,
-    sb,
     signed_post,
     vsig,
 )

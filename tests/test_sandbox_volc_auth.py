@@ -20,9 +20,7 @@ from volc_sandbox_client import (  # noqa: F401 (fixtures)
     bearer_post,
     decode,
     form,
-    http,
     result_png,
-    sb,
     signed_post,
     vsig,
 )

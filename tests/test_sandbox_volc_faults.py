@@ -15,8 +15,6 @@ from volc_sandbox_client import (  # noqa: F401 (fixtures)
     assert_gateway_error,
     assert_success,
     form,
-    http,
-    sb,
     signed_post,
 )
 

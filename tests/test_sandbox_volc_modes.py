@@ -17,10 +17,8 @@ from volc_sandbox_client import (  # noqa: F401 (fixtures)
     decode,
     form,
     geometry,
-    http,
     png_bytes,
     result_png,
-    sb,
     signed_post,
 )
 

@@ -12,10 +12,8 @@ from volc_sandbox_client import (  # noqa: F401 (fixtures)
     assert_success,
     b64,
     form,
-    http,
     make_image,
     png_bytes,
-    sb,
     signed_post,
 )
 

@@ -51,7 +51,7 @@ def solid(k: int, h: int, w: int) -> torch.Tensor:
 
 def run_volc(sb, k):
     params = volc.VolcParams(top=0.25, bottom=0.25, left=0.25, right=0.25, seed=1000 + k, return_url=k % 2 == 0)
-    creds = credentials.VolcCredentials("aksk", "soak", sb.url, sb.volc_access_key, sb.volc_secret_key)
+    creds = sb.volc_credentials()
     return volc_run.run(solid(k, 48, 64), None, params, creds,
                         volc_run.VolcOptions(timeout_s=RUN_TIMEOUT_S, keep_original=False, image_format="png"),
                         VOLC_CONFIG)
@@ -59,7 +59,7 @@ def run_volc(sb, k):
 
 def run_ds(sb, k):
     params = ds.DashScopeParams(mode="offsets", left_offset=8 * (k + 1))
-    creds = credentials.DashScopeCredentials("soak", f"{sb.url}/api/v1", sb.dashscope_api_key)
+    creds = sb.dashscope_credentials()
     return ds_run.run(solid(k, 512, 512), params, creds,
                       ds_run.DashScopeOptions(timeout_s=RUN_TIMEOUT_S, keep_original=False), FAST)
 

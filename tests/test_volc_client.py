@@ -6,6 +6,7 @@ vendor would bill, so "never resent" is measured, not assumed.
 
 import socket
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -21,19 +22,12 @@ errors = module("nodes.core.errors")
 VolcCredentials = module("nodes.core.credentials").VolcCredentials
 
 
-@pytest.fixture
-def sb():
-    with Sandbox() as sandbox:
-        yield sandbox
-        assert sandbox.errors == []  # no sandbox bug hid behind a test
-
-
 def creds(sb, **kw):
-    return VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, sb.volc_secret_key, **kw)
+    return replace(sb.volc_credentials(), **kw)
 
 
 def bearer(sb, key=None):
-    return VolcCredentials("bearer", "test", sb.url + "/volcv/v1", api_key=key or sb.volc_api_key)
+    return replace(sb.volc_bearer_credentials(), api_key=key or sb.volc_api_key)
 
 
 def photo(b=1, h=48, w=64, seed=0):

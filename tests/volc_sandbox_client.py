@@ -8,10 +8,9 @@ import json
 import re
 
 import numpy as np
-import pytest
 from pack import module
 from PIL import Image
-from sandbox_fixtures import Sandbox, http, serve  # noqa: F401 (http: a fixture)
+from sandbox_fixtures import Sandbox, serve  # noqa: F401
 
 geometry = module("nodes.core.geometry")
 vsig = module("nodes.core.volc_signer")
@@ -56,11 +55,6 @@ def form(**changes) -> dict:
 
 
 # ---- HTTP helpers ---------------------------------------------------------------------------------
-
-@pytest.fixture
-def sb():
-    yield from serve()
-
 
 def signed_post(http, sb, body, *, ak=None, sk=None, query=None, service="cv", now=None, timeout=10):
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()

@@ -58,6 +58,10 @@ class Sandbox(SandboxServer):
         """The demo AK/SK pair, signed requests to this sandbox (the sandbox must be running)."""
         return VolcCredentials("aksk", "sandbox", self.url, self.volc_access_key, self.volc_secret_key)
 
+    def volc_bearer_credentials(self) -> VolcCredentials:
+        """The demo gateway key, Bearer requests to this sandbox's /volcv/v1 route."""
+        return VolcCredentials("bearer", "sandbox", f"{self.url}/volcv/v1", api_key=self.volc_api_key)
+
     def dashscope_credentials(self) -> DashScopeCredentials:
         """The demo API key on this sandbox's DashScope base URL (the sandbox must be running)."""
         return DashScopeCredentials("sandbox", f"{self.url}/api/v1", self.dashscope_api_key)
