@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from pack import module
 from PIL import Image
-from sandbox_fixtures import Sandbox, serve  # noqa: F401
+
+Sandbox = module("nodes.sandbox").Sandbox
 
 ds_sandbox = module("nodes.sandbox.dashscope_emulator")
 geometry = module("nodes.core.geometry")

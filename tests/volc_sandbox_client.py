@@ -10,7 +10,8 @@ import re
 import numpy as np
 from pack import module
 from PIL import Image
-from sandbox_fixtures import Sandbox, serve  # noqa: F401
+
+Sandbox = module("nodes.sandbox").Sandbox
 
 geometry = module("nodes.core.geometry")
 vsig = module("nodes.core.volc_signer")
