@@ -242,6 +242,9 @@ def test_redact_blanks_pieces_of_secrets_and_header_values():
     assert blank("Authorization: Bearer someone-elses-token, next", []) == "Authorization: Bearer ***, next"
     assert blank("X-Security-Token: STS.abc/def== rest", []) == "X-Security-Token: *** rest"
     assert blank("short secret abcd here", ["abcd"]) == "short secret *** here"
+    key = "sk-ENV-dashscope-key-1234"  # the pack's own texts blank whole secrets only: hosts stay readable
+    assert blank(f"dashscope.aliyuncs.com {key}", [key], pieces=False) == "dashscope.aliyuncs.com ***"
+    assert blank("dashscope.aliyuncs.com", [key]) == "***.aliyuncs.com"  # a vendor text: pieces go
     assert blank(None, ["abcdefgh"]) == "" and blank(12345678, []) == "12345678"
     assert len(blank("y" * 10**7, [])) == redaction.SCANNED_CHARS
     assert redaction.cap_text("z" * 1000) == "z" * 299 + "…" and redaction.cap_text("ok") == "ok"

@@ -34,7 +34,7 @@ VENDORS = ("volc", "dashscope")
 
 def _answer(ok: bool, message: str, source: str | None, code=None, request_id=None,
             secrets: list[str] = ()) -> dict:
-    return {"ok": ok, "message": redact_text(message, secrets), "code": None if code is None else str(code),
+    return {"ok": ok, "message": redact_text(message, secrets, pieces=False), "code": None if code is None else str(code),
             "request_id": request_id or None, "source": source}
 
 

@@ -21,32 +21,33 @@ MIN_RUN = 8  # any run of this many characters of a known secret is blanked (a c
 _HEADER_SECRETS = re.compile(r"(?i)\b(bearer\s+|x-security-token\s*[:=]\s*)[^\s\"'<>,;]+")
 
 
-def _marked_runs(text: str, secret: str, marks: bytearray) -> None:
-    """Mark every place where MIN_RUN or more consecutive characters of `secret` occur."""
-    if len(secret) < MIN_RUN:
+def _marked_runs(text: str, secret: str, marks: bytearray, run: int = MIN_RUN) -> None:
+    """Mark every place where `run` or more consecutive characters of `secret` occur."""
+    if len(secret) <= run:
         start = text.find(secret)
         while start >= 0:
             marks[start:start + len(secret)] = b"\1" * len(secret)
             start = text.find(secret, start + 1)
         return
-    for i in range(len(secret) - MIN_RUN + 1):
-        piece = secret[i:i + MIN_RUN]
+    for i in range(len(secret) - run + 1):
+        piece = secret[i:i + run]
         start = text.find(piece)
         while start >= 0:
-            marks[start:start + MIN_RUN] = b"\1" * MIN_RUN
+            marks[start:start + run] = b"\1" * run
             start = text.find(piece, start + 1)
 
 
-def redact_text(text, secrets: Iterable[str] = ()) -> str:
+def redact_text(text, secrets: Iterable[str] = (), *, pieces: bool = True) -> str:
     """`text` (anything; made a str, at most SCANNED_CHARS) with every piece of a secret of
     MIN_RUN+ characters, every whole secret of 4+ characters and every `Bearer …` /
-    `X-Security-Token: …` value replaced by ***."""
+    `X-Security-Token: …` value replaced by ***. pieces=False blanks whole secrets only: for the
+    pack's own texts (a host name must stay readable even if a test key happens to contain it)."""
     text = str(text if text is not None else "")[:SCANNED_CHARS]
     text = _HEADER_SECRETS.sub(lambda m: m.group(1) + BLANK, text)
     marks = bytearray(len(text))
     for secret in secrets:
         if isinstance(secret, str) and len(secret) >= 4:
-            _marked_runs(text, secret, marks)
+            _marked_runs(text, secret, marks, MIN_RUN if pieces else len(secret))
     if not any(marks):
         return text
     out, i = [], 0

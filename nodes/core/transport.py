@@ -103,7 +103,7 @@ def redact(error: VendorError, secrets: tuple[str, ...]) -> VendorError:
     """A vendor may echo what it was sent; never let a secret (or a piece of one) ride along in an
     error. Blanks the whole texts; VendorError caps what it shows (redaction.cap_text)."""
     error.message = redact_text(error.message, secrets)
-    error.meaning = redact_text(error.meaning, secrets)
+    error.meaning = redact_text(error.meaning, secrets, pieces=False)
     return error
 
 
