@@ -356,3 +356,16 @@ def test_a_new_base_url_needs_its_key_in_the_same_save(tmp_path):
     store.save(path, "dashscope", {"base_url": "https://dashscope-intl.aliyuncs.com/api/v1", "api_key": DS_KEY + "x"})
     assert store.load(path)["dashscope"] == {"api_key": DS_KEY + "x", "workspace": "ws-2",
                                              "base_url": "https://dashscope-intl.aliyuncs.com/api/v1"}
+
+
+def test_temp_files_left_by_a_killed_writer_are_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "cloud_outpaint" / "credentials.json"
+    store.save(path, "dashscope", {"api_key": DS_KEY})
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(child.stdout)  # a process that has ended
+    stale = path.with_name(f".credentials.json.{dead_pid}.1234.tmp")
+    live = path.with_name(f".credentials.json.{os.getppid()}.1234.tmp")  # a writer that is still running
+    for tmp in (stale, live):
+        tmp.write_text('{"dashscope": {"api_key": "sk-half-written"}}')
+    store.save(path, "volc", {"access_key": ACCESS, "secret_key": SECRET})
+    assert not stale.exists() and live.exists()

@@ -13,6 +13,7 @@ import os
 import pathlib
 import stat
 import threading
+import time
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
@@ -102,9 +103,33 @@ def make_private_dirs(directory: pathlib.Path, own_names: tuple[str, ...] = ()) 
         _chmod_dir(directory)
 
 
+def _remove_stale_temps(path: pathlib.Path) -> None:
+    """Temp files of writers that were killed mid-write (they hold secrets too): those of a
+    process that is gone, or (where processes cannot be asked) older than an hour."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            pid = int(tmp.name[len(path.name) + 2:].split(".", 1)[0])
+            if pid == os.getpid():
+                continue
+            if os.name == "posix":
+                try:
+                    os.kill(pid, 0)  # signal 0: only asks whether the process exists
+                    continue
+                except ProcessLookupError:
+                    pass
+                except PermissionError:
+                    continue
+            elif time.time() - os.lstat(tmp).st_mtime < 3600:
+                continue
+            os.unlink(tmp)
+        except (ValueError, OSError):
+            continue
+
+
 def write_private(path: pathlib.Path, data: bytes) -> None:
     """Replace `path` atomically by an owner-only (0600) file holding `data`. A failure at any
     step leaves the previous file as it was (the temp file is removed)."""
+    _remove_stale_temps(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600)
     try:
