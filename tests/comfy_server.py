@@ -103,7 +103,7 @@ class ComfyServer:
 
     def post(self, path: str, payload: dict, timeout: float = 30):
         req = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "X-Cloud-Outpaint": "1"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 status, body = r.status, r.read()

@@ -313,10 +313,11 @@ def test_credentials_dialog_round_trip_keeps_secrets_out_of_the_page(nokey_page,
     secrets = [sandbox.volc_access_key, sandbox.volc_secret_key, sandbox.dashscope_api_key]
     volc.locator("input[name=access_key]").fill(sandbox.volc_access_key)
     volc.locator("input[name=secret_key]").fill(sandbox.volc_secret_key)
+    volc.locator("input[name=base_url]").fill(sandbox.url)  # a stored key goes only to the URL saved with it
     volc.locator("button[name=save]").click()
     dash.locator("input[name=api_key]").fill(sandbox.dashscope_api_key)
-    # keep the sandbox URL the server got from DASHSCOPE_HTTP_BASE_URL: choose "custom", leave it empty
     dash.locator("select[name=region]").select_option("custom")
+    dash.locator("input[name=base_url]").fill(f"{sandbox.url}/api/v1")
     dash.locator("button[name=save]").click()
     page.wait_for_function("""() => [...document.querySelectorAll('#cloud-outpaint-credentials [data-role=status]')]
                               .every(s => s.textContent.startsWith('✓ key: store'))""", timeout=10_000)

@@ -3,14 +3,17 @@ against the sandbox, and the geometry preview against direct geometry calls."""
 
 import asyncio
 import json
+import os
 import stat
 import sys
+import threading
 import types
 from datetime import timedelta
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from fake_peer import FakePeer
 from pack import module
 
 routes = module("nodes.routes")
@@ -25,6 +28,7 @@ Sandbox = module("nodes.sandbox").Sandbox
 PREFIX = "/cloud_outpaint"
 WRONG_SECRET = "wrong-secret-VALUE-do-not-show-0001"
 WRONG_DS_KEY = "sk-wrongDASHSCOPEkey-do-not-show-0002"
+PAGE_HEADERS = {"X-Cloud-Outpaint": "1"}  # what web/js/credentials_dialog.js sends on every call
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +51,16 @@ class Recorder:
         self.client, self.texts = client, []
 
     async def call(self, method: str, path: str, body=None, raw: bytes | None = None,
-                   content_type: str = "application/json", params=None):
-        kwargs = {"params": params}
+                   content_type: str = "application/json", params=None, headers=None):
+        """Sends what the pack's own page sends (web/js: the X-Cloud-Outpaint header) unless
+        `headers` says otherwise."""
+        kwargs = {"params": params, "headers": {**PAGE_HEADERS, **(headers or {})}}
         if body is not None:
             raw = json.dumps(body).encode()
         if raw is not None:
-            kwargs.update(data=raw, headers={"Content-Type": content_type})
+            kwargs.update(data=raw)
+            kwargs["headers"]["Content-Type"] = content_type
+        kwargs["headers"] = {k: v for k, v in kwargs["headers"].items() if v is not None}
         async with self.client.request(method, path, **kwargs) as response:
             text = await response.text()
             assert response.headers["Cache-Control"] == "no-store", path
@@ -178,11 +186,208 @@ def test_a_chunked_body_over_the_limit_is_refused(tmp_path):
 
     async def scenario(r):
         async with r.client.post(f"{PREFIX}/credentials", data=body(),
-                                 headers={"Content-Type": "application/json"}) as response:
+                                 headers={"Content-Type": "application/json", **PAGE_HEADERS}) as response:
             return response.status, response.headers["Cache-Control"]
 
     _, (status, cache) = drive(scenario, tmp_path / "s.json")
     assert (status, cache) == (413, "no-store")
+
+
+# ---- a key goes only to the base URL of its own source (red-team F1, F1b) ----------------------
+
+STS_TOKEN = "STS-SESSION-TOKEN-user-VALUE-3333"
+
+
+def test_a_base_url_saved_without_its_key_is_refused_and_no_key_follows_it(tmp_path, home, sandbox):
+    path = tmp_path / "user" / "cloud_outpaint" / "credentials.json"
+    env = {"DASHSCOPE_API_KEY": sandbox.dashscope_api_key, "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1"}
+    with FakePeer() as attacker:
+        async def scenario(r):
+            out = {}
+            # the user saved AK/SK + an STS token for their (here: sandbox) host
+            await r.call("POST", f"{PREFIX}/credentials", {"vendor": "volc", "access_key": sandbox.volc_access_key,
+                                                           "secret_key": sandbox.volc_secret_key,
+                                                           "session_token": STS_TOKEN, "base_url": sandbox.url})
+            before = path.read_bytes()
+            out["volc url only"] = await r.call("POST", f"{PREFIX}/credentials",
+                                                {"vendor": "volc", "base_url": attacker.url})
+            out["volc half key"] = await r.call("POST", f"{PREFIX}/credentials",
+                                                {"vendor": "volc", "base_url": attacker.url, "access_key": "AKLTx0"})
+            out["unchanged"] = path.read_bytes() == before
+            out["volc test"] = await r.call("POST", f"{PREFIX}/test", {"vendor": "volc"})
+            # a gateway key the same way
+            await r.call("POST", f"{PREFIX}/credentials/clear", {"vendor": "volc"})
+            await r.call("POST", f"{PREFIX}/credentials", {"vendor": "volc", "api_key": sandbox.volc_api_key,
+                                                           "base_url": f"{sandbox.url}/volcv/v1"})
+            out["gateway url only"] = await r.call("POST", f"{PREFIX}/credentials",
+                                                   {"vendor": "volc", "base_url": attacker.url})
+            out["gateway test"] = await r.call("POST", f"{PREFIX}/test", {"vendor": "volc"})
+            # the DashScope key lives in the environment: a saved base URL never redirects it
+            out["ds url only"] = await r.call("POST", f"{PREFIX}/credentials",
+                                              {"vendor": "dashscope", "base_url": f"{attacker.url}/api/v1"})
+            data = json.loads(path.read_text())
+            data["dashscope"] = {"base_url": f"{attacker.url}/api/v1"}  # as an older version could have saved
+            path.write_text(json.dumps(data))
+            out["ds test"] = await r.call("POST", f"{PREFIX}/test", {"vendor": "dashscope"})
+            out["ds status"] = await r.call("GET", f"{PREFIX}/credentials")
+            # a new base URL with a complete key is the user's choice; the old secrets do not follow it
+            out["with key"] = await r.call("POST", f"{PREFIX}/credentials", {
+                "vendor": "volc", "base_url": sandbox.url, "access_key": sandbox.volc_access_key,
+                "secret_key": sandbox.volc_secret_key})
+            return out
+
+        recorder, out = drive(scenario, path, env=env, home=home)
+        for name in ("volc url only", "volc half key", "gateway url only", "ds url only"):
+            status, body = out[name]
+            assert status == 400 and "base_url" in body["error"] and "same save" in body["error"], (name, body)
+        assert out["unchanged"]
+        assert out["volc test"][1]["ok"] and out["gateway test"][1]["ok"], out
+        assert out["ds test"][1]["ok"] and out["ds test"][1]["source"] == "env"
+        assert out["ds status"][1]["dashscope"]["base_url"] == f"{sandbox.url}/api/v1"
+        assert attacker.requests == []
+    assert out["with key"][0] == 200 and out["with key"][1]["volc"]["kind"] == "aksk"
+    assert json.loads(path.read_text())["volc"] == {"access_key": sandbox.volc_access_key,
+                                                    "secret_key": sandbox.volc_secret_key, "base_url": sandbox.url}
+    recorder.assert_never_shown(STS_TOKEN, sandbox.volc_secret_key, sandbox.volc_api_key, sandbox.dashscope_api_key)
+
+
+def test_base_urls_are_https_or_loopback_and_a_password_in_one_is_never_echoed(tmp_path, home):
+    password = "Gateway-PASSWORD-9876"
+    path = tmp_path / "s.json"
+    env = {}
+
+    async def scenario(r):
+        out = {}
+        for url in ("http://dashscope.example/api/v1", f"https://gwuser:{password}@127.0.0.3:9/api/v1",
+                    f"http://gwuser:{password}@127.0.0.1:9/api/v1", "https://good.example\\@evil.example/",
+                    "https://x.example:99999/"):
+            out[url] = await r.call("POST", f"{PREFIX}/credentials",
+                                    {"vendor": "dashscope", "api_key": "sk-some-key-0000001111", "base_url": url})
+        for url in ("http://127.0.0.1:9/api/v1", "http://[::1]:9/api/v1", "http://localhost:9/api/v1",
+                    "https://gw.example:8443/api/v1"):
+            out[url] = await r.call("POST", f"{PREFIX}/credentials",
+                                    {"vendor": "dashscope", "api_key": "sk-some-key-0000001111", "base_url": url})
+        path.write_text(json.dumps({"dashscope": {"api_key": "sk-some-key-0000001111",
+                                                  "base_url": f"https://gwuser:{password}@gw.example/api/v1"}}))
+        out["stored"] = await r.call("GET", f"{PREFIX}/credentials")
+        env.update(DASHSCOPE_API_KEY="sk-env-key-000000002222",
+                   DASHSCOPE_HTTP_BASE_URL=f"https://gwuser:{password}@127.0.0.3:9/api/v1")
+        out["env"] = await r.call("GET", f"{PREFIX}/credentials")
+        out["env test"] = await r.call("POST", f"{PREFIX}/test", {"vendor": "dashscope"})
+        return out
+
+    recorder, out = drive(scenario, path, env=env, home=home)
+    assert out["http://dashscope.example/api/v1"][0] == 400 and "https://" in out["http://dashscope.example/api/v1"][1][
+        "error"]
+    for url in (f"https://gwuser:{password}@127.0.0.3:9/api/v1", f"http://gwuser:{password}@127.0.0.1:9/api/v1"):
+        assert out[url][0] == 400 and "user:password@" in out[url][1]["error"]
+    assert out["https://good.example\\@evil.example/"][0] == 400 and out["https://x.example:99999/"][0] == 400
+    for url in ("http://127.0.0.1:9/api/v1", "http://[::1]:9/api/v1", "http://localhost:9/api/v1",
+                "https://gw.example:8443/api/v1"):
+        assert out[url][0] == 200 and out[url][1]["dashscope"]["base_url"] == url
+    stored = out["stored"][1]["dashscope"]
+    assert not stored["configured"] and stored["base_url"] is None and "dashscope section" in stored["problem"]
+    assert "user:password@" in stored["problem"]
+    env_status = out["env"][1]["dashscope"]
+    assert not env_status["configured"] and "DASHSCOPE_HTTP_BASE_URL" in env_status["problem"]
+    assert out["env test"][1]["code"] == "NotConfigured" and "DASHSCOPE_HTTP_BASE_URL" in out["env test"][1]["message"]
+    recorder.assert_never_shown(password)
+    # and the transport names hostname[:port] only, whatever URL it is handed
+    answer = conn.check_dashscope(credentials.DashScopeCredentials("t", f"http://gwuser:{password}@127.0.0.1:9/api/v1",
+                                                                   "sk-k"), timeout_s=2)
+    assert not answer["ok"] and "127.0.0.1:9" in answer["message"] and password not in json.dumps(answer)
+
+
+# ---- a hostile or damaged store answers with the problem, never a 500 or a hang (F10, F11) ----------
+
+def test_wrong_types_in_the_store_name_the_section_and_the_other_vendor_still_works(tmp_path, home, sandbox):
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"volc": {"access_key": 12345678901234, "secret_key": ["x"]},
+                                "dashscope": {"api_key": sandbox.dashscope_api_key, "base_url": f"{sandbox.url}/api/v1"}}))
+
+    async def scenario(r):
+        out = {"status": await r.call("GET", f"{PREFIX}/credentials"),
+               "volc test": await r.call("POST", f"{PREFIX}/test", {"vendor": "volc"}),
+               "ds test": await r.call("POST", f"{PREFIX}/test", {"vendor": "dashscope"})}
+        path.write_text(json.dumps({"dashscope": {"api_key": "sk-ok-000000000000", "base_url": 5}}))
+        out["base 5"] = await r.call("GET", f"{PREFIX}/credentials")
+        return out
+
+    _, out = drive(scenario, path, home=home)
+    status, body = out["status"]
+    assert status == 200 and not body["volc"]["configured"]
+    assert "volc section" in body["volc"]["problem"] and "access_key must be a string" in body["volc"]["problem"]
+    assert body["dashscope"]["configured"] and body["dashscope"]["source"] == "store"
+    assert out["volc test"][0] == 200 and out["volc test"][1]["code"] == "NotConfigured"
+    assert "volc section" in out["volc test"][1]["message"]
+    assert out["ds test"][1]["ok"]
+    assert out["base 5"][0] == 200 and "base_url must be a string" in out["base 5"][1]["dashscope"]["problem"]
+    # a node run reads the same way: a ConfigError naming the section, never a TypeError / AttributeError
+    with pytest.raises(module("nodes.core.errors").ConfigError, match="dashscope section"):
+        backends.dashscope_credentials("cloud", {}, path)
+
+
+def _drive_with_deadline(scenario, path, seconds=20):
+    """drive() in a thread: a store read that blocks (a FIFO before the fix) fails the test instead
+    of hanging the suite."""
+    box = {}
+    thread = threading.Thread(target=lambda: box.setdefault("out", drive(scenario, path)[1]), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return thread.is_alive(), box.get("out")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "huge"])
+def test_a_store_that_is_a_fifo_a_symlink_or_huge_is_refused_at_once(tmp_path, kind):
+    path = tmp_path / "cloud_outpaint" / "credentials.json"
+    path.parent.mkdir()
+    decoy = tmp_path / "someone-elses-file.json"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "symlink":
+        decoy.write_text(json.dumps({"dashscope": {"api_key": "sk-decoy-key-0000000000"}}))
+        decoy.chmod(0o644)
+        os.symlink(decoy, path)
+    else:
+        with open(path, "wb") as f:  # 400 MB, sparse: nothing is written to the disk
+            f.truncate(400 * 2**20)
+
+    async def scenario(r):
+        got = {"status": await r.call("GET", f"{PREFIX}/credentials")}
+        got["save"] = await r.call("POST", f"{PREFIX}/credentials", {"vendor": "volc", "api_key": "sk-gw-000000000000",
+                                                                     "base_url": "https://gw.example"})
+        return got
+
+    stuck, out = _drive_with_deadline(scenario, path)
+    if stuck:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)  # let the blocked reader go
+        os.write(fd, b"{}")
+        os.close(fd)
+    assert not stuck, "the status call blocked on the store"
+    status, body = out["status"]
+    expected = {"fifo": "is not a regular file", "symlink": "is a symbolic link", "huge": "is over 64 KB"}[kind]
+    assert status == 200 and expected in body["volc"]["problem"] and expected in body["dashscope"]["problem"]
+    # saving replaces whatever was at the path by an owner-only file, never writing through it
+    assert out["save"][0] == 200 and out["save"][1]["volc"]["configured"]
+    assert stat.S_ISREG(os.lstat(path).st_mode) and stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+    if kind == "symlink":
+        assert stat.S_IMODE(decoy.stat().st_mode) == 0o644 and "sk-decoy" in decoy.read_text()
+
+
+def test_a_lone_surrogate_in_a_credential_field_is_a_400_naming_the_field(tmp_path):
+    path = tmp_path / "s.json"
+    cases = [("volc", "access_key"), ("volc", "secret_key"), ("volc", "session_token"), ("volc", "api_key"),
+             ("volc", "base_url"), ("dashscope", "api_key"), ("dashscope", "workspace")]
+
+    async def scenario(r):
+        return [await r.call("POST", f"{PREFIX}/credentials",
+                             raw=f'{{"vendor": "{vendor}", "{name}": "AKLT\\ud800abcdefgh"}}'.encode())
+                for vendor, name in cases]
+
+    _, answers = drive(scenario, path)
+    for (vendor, name), (status, body) in zip(cases, answers):
+        assert status == 400 and f"{vendor} {name}" in body["error"] and "surrogate" in body["error"], body
+    assert not path.exists()
 
 
 # ---- connection test ---------------------------------------------------------------------------
