@@ -105,9 +105,9 @@ def test_runs_and_connection_tests_leak_no_secret(debug_logs):
 
     with Sandbox(dashscope_pending_s=0.05, dashscope_running_s=0.1) as sb:
         sb.add_volc_key(UNKNOWN_AK + "x", "unused")  # a second key pair the sandbox knows (not used by us)
-        good_aksk = credentials.VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, sb.volc_secret_key)
-        good_bearer = credentials.VolcCredentials("bearer", "test", sb.url + "/volcv/v1", api_key=sb.volc_api_key)
-        good_ds = credentials.DashScopeCredentials("test", f"{sb.url}/api/v1", sb.dashscope_api_key)
+        good_aksk = sb.volc_credentials()
+        good_bearer = sb.volc_bearer_credentials()
+        good_ds = sb.dashscope_credentials()
         bad_cases = [
             credentials.VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, WRONG_SK),
             credentials.VolcCredentials("aksk", "test", sb.url, UNKNOWN_AK, UNKNOWN_AK_SK),
@@ -186,7 +186,7 @@ def test_credentials_repr_hides_secrets():
 def test_a_secret_echoed_by_the_vendor_is_blanked_in_run_errors():
     with Sandbox() as sb:
         sb.inject("volc", "error", code=50411, message=f"echo {sb.volc_secret_key}")
-        c = credentials.VolcCredentials("aksk", "t", sb.url, sb.volc_access_key, sb.volc_secret_key)
+        c = sb.volc_credentials()
         with pytest.raises(errors.ItemError) as e:
             volc_run.run(torch.rand((1, 16, 16, 3)), None, volc.VolcParams(), c, volc_run.VolcOptions(timeout_s=10))
         assert sb.volc_secret_key not in str(e.value) and "***" in str(e.value)
@@ -251,11 +251,11 @@ def test_redact_blanks_pieces_of_secrets_and_header_values():
 def test_a_huge_vendor_message_is_capped_in_node_errors_and_connection_tests():
     huge = "vendor text " * (5 * 2**20 // 12)  # 5 MB
     with Sandbox(dashscope_pending_s=0.05, dashscope_running_s=0.1) as sb:
-        volc_creds = credentials.VolcCredentials("aksk", "t", sb.url, sb.volc_access_key, sb.volc_secret_key)
-        ds_creds = credentials.DashScopeCredentials("t", f"{sb.url}/api/v1", sb.dashscope_api_key)
+        volc_creds = sb.volc_credentials()
+        ds_creds = sb.dashscope_credentials()
         sb.inject("volc", "error", code=50411, message=huge)
         with pytest.raises(errors.ItemError) as volc_err:
-            volc_run.run(photo(48, 64), None, volc_params(), volc_creds, volc_run.RunOptions(timeout_s=20))
+            volc_run.run(photo(48, 64), None, volc_params(), volc_creds, volc_run.VolcOptions(timeout_s=20))
         sb.inject("dashscope", "task_failed", code="InvalidParameter.ImageContent", message=huge)
         with pytest.raises(errors.ItemError) as ds_err:
             ds_run.run(photo(512, 512), ds.DashScopeParams(), ds_creds, ds_run.DashScopeOptions(timeout_s=20), FAST)
