@@ -65,3 +65,11 @@ def http():
     with requests.Session() as session:
         session.trust_env = False  # never send loopback traffic through a configured proxy
         yield session
+
+
+@pytest.fixture
+def home(tmp_path):
+    """An empty home folder (no ~/.volc, no ~/.config of the user running the tests)."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path

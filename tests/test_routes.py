@@ -1,20 +1,19 @@
-"""The pack's HTTP routes over real HTTP (aiohttp's test server, no ComfyUI), the connection test
-against the sandbox, and the geometry preview against direct geometry calls."""
+"""The pack's credential routes over real HTTP (aiohttp's test server, no ComfyUI): status, save and
+clear without secrets, keys bound to their own base URL, hostile stores, and the ComfyUI wiring.
+The connection test and the geometry preview are in test_routes_connection.py / test_routes_geometry.py."""
 
-import asyncio
 import json
 import os
 import stat
 import sys
 import threading
 import types
-from datetime import timedelta
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from fake_peer import FakePeer
 from pack import module
+from route_client import PAGE_HEADERS, PREFIX, drive
 
 routes = module("nodes.routes")
 store = module("nodes.core.credential_store")
@@ -25,69 +24,14 @@ geometry = module("nodes.core.geometry")
 preview = module("nodes.core.preview")
 Sandbox = module("nodes.sandbox").Sandbox
 
-PREFIX = "/cloud_outpaint"
 WRONG_SECRET = "wrong-secret-VALUE-do-not-show-0001"
 WRONG_DS_KEY = "sk-wrongDASHSCOPEkey-do-not-show-0002"
-PAGE_HEADERS = {"X-Cloud-Outpaint": "1"}  # what web/js/credentials_dialog.js sends on every call
 
 
 @pytest.fixture(scope="module")
 def sandbox():
     with Sandbox() as sb:
         yield sb
-
-
-@pytest.fixture
-def home(tmp_path):
-    path = tmp_path / "home"
-    path.mkdir()
-    return path
-
-
-class Recorder:
-    """Every answer, so a test can assert that no secret ever appeared in any of them."""
-
-    def __init__(self, client: TestClient):
-        self.client, self.texts = client, []
-
-    async def call(self, method: str, path: str, body=None, raw: bytes | None = None,
-                   content_type: str = "application/json", params=None, headers=None):
-        """Sends what the pack's own page sends (web/js: the X-Cloud-Outpaint header) unless
-        `headers` says otherwise."""
-        kwargs = {"params": params, "headers": {**PAGE_HEADERS, **(headers or {})}}
-        if body is not None:
-            raw = json.dumps(body).encode()
-        if raw is not None:
-            kwargs.update(data=raw)
-            kwargs["headers"]["Content-Type"] = content_type
-        kwargs["headers"] = {k: v for k, v in kwargs["headers"].items() if v is not None}
-        async with self.client.request(method, path, **kwargs) as response:
-            text = await response.text()
-            assert response.headers["Cache-Control"] == "no-store", path
-            assert response.content_type == "application/json", path
-            self.texts.append(text)
-            return response.status, json.loads(text)
-
-    def assert_never_shown(self, *secrets: str) -> None:
-        assert self.texts
-        for secret in secrets:
-            for text in self.texts:
-                assert secret not in text
-
-
-def drive(scenario, store_path, env=None, home=None):
-    """Run `scenario(recorder)` against the routes on a real loopback HTTP server."""
-
-    async def main():
-        app = web.Application()
-        routes.add_routes(app, store_path=lambda: store_path, env=lambda: env if env is not None else {},
-                          home=lambda: home)
-        async with TestClient(TestServer(app)) as client:
-            recorder = Recorder(client)
-            result = await scenario(recorder)
-            return recorder, result
-
-    return asyncio.run(main())
 
 
 # ---- credentials -------------------------------------------------------------------------------
@@ -388,205 +332,6 @@ def test_a_lone_surrogate_in_a_credential_field_is_a_400_naming_the_field(tmp_pa
     for (vendor, name), (status, body) in zip(cases, answers):
         assert status == 400 and f"{vendor} {name}" in body["error"] and "surrogate" in body["error"], body
     assert not path.exists()
-
-
-# ---- connection test ---------------------------------------------------------------------------
-
-def _volc(sb, **kw):
-    return credentials.VolcCredentials(**{"kind": "aksk", "source": "store", "base_url": sb.url,
-                                          "access_key": sb.volc_access_key, "secret_key": sb.volc_secret_key, **kw})
-
-
-def _ds(sb, key):
-    return credentials.DashScopeCredentials("store", f"{sb.url}/api/v1", key)
-
-
-def test_volc_connection_test_is_free_and_names_the_vendor_error(sandbox):
-    billed = sandbox.billable_count()
-    good = conn.check_volc(_volc(sandbox))
-    assert good["ok"] and good["code"] == "50206" and good["source"] == "store" and good["request_id"]
-    bad_secret = conn.check_volc(_volc(sandbox, secret_key=WRONG_SECRET))
-    assert not bad_secret["ok"] and bad_secret["code"] == "SignatureDoesNotMatch"
-    assert "secret key" in bad_secret["message"] and WRONG_SECRET not in json.dumps(bad_secret)
-    bad_key = conn.check_volc(_volc(sandbox, access_key="AKLTunknownACCESSkey000000000000"))
-    assert not bad_key["ok"] and bad_key["code"] == "InvalidAccessKey" and "access key" in bad_key["message"]
-    bearer = conn.check_volc(_volc(sandbox, kind="bearer", base_url=f"{sandbox.url}/volcv/v1",
-                                   api_key=sandbox.volc_api_key, access_key="", secret_key=""))
-    assert bearer["ok"], bearer
-    bad_bearer = conn.check_volc(_volc(sandbox, kind="bearer", base_url=f"{sandbox.url}/volcv/v1",
-                                       api_key=WRONG_SECRET, access_key="", secret_key=""))
-    assert not bad_bearer["ok"] and WRONG_SECRET not in json.dumps(bad_bearer)
-    sandbox.inject("volc", "error", code=50400)
-    disabled = conn.check_volc(_volc(sandbox))
-    assert not disabled["ok"] and disabled["code"] == "50400" and "not enabled" in disabled["message"]
-    sandbox.inject("volc", "error", times=3, code=50500, message=f"internal error for {sandbox.volc_secret_key}")
-    echoed = conn.check_volc(_volc(sandbox))  # even a vendor echoing a secret does not get it shown
-    assert not echoed["ok"] and echoed["code"] == "50500" and "***" in echoed["message"]
-    assert sandbox.volc_secret_key not in json.dumps(echoed)
-    sandbox.clock_offset = timedelta(hours=2)  # this computer's clock is 2 h off
-    try:
-        skewed = conn.check_volc(_volc(sandbox))
-    finally:
-        sandbox.clock_offset = timedelta(0)
-    assert not skewed["ok"] and skewed["code"] == "InvalidTimestamp" and "clock" in skewed["message"]
-    assert sandbox.billable_count() == billed == 0
-
-
-def test_dashscope_connection_test_is_free_and_gives_the_region_hint(sandbox):
-    billed = sandbox.billable_count()
-    good = conn.check_dashscope(_ds(sandbox, sandbox.dashscope_api_key))
-    assert good["ok"] and good["code"] is None and good["request_id"] and good["source"] == "store"
-    for key in (WRONG_DS_KEY, sandbox.dashscope_intl_api_key):
-        bad = conn.check_dashscope(_ds(sandbox, key))
-        assert not bad["ok"] and bad["code"] == "InvalidApiKey" and "Beijing" in bad["message"]
-        assert key not in json.dumps(bad)
-    unreachable = conn.check_dashscope(credentials.DashScopeCredentials("store", "http://127.0.0.1:9/api/v1", "k"),
-                                       timeout_s=2)
-    assert not unreachable["ok"] and unreachable["code"] in ("ConnectionFailed", "Timeout")
-    assert sandbox.billable_count() == billed == 0
-
-
-def test_test_route_uses_the_store_for_cloud_and_the_shared_sandbox(tmp_path, home, sandbox):
-    path = tmp_path / "s.json"
-    shared = backends.shared_sandbox()
-    shared_billed = shared.billable_count()
-
-    async def scenario(r):
-        answers = {}
-        for vendor in ("volc", "dashscope"):
-            answers["sandbox", vendor] = (await r.call("POST", f"{PREFIX}/test",
-                                                       {"vendor": vendor, "backend": "sandbox"}))[1]
-            answers["none", vendor] = (await r.call("POST", f"{PREFIX}/test", {"vendor": vendor}))[1]
-        await r.call("POST", f"{PREFIX}/credentials", {"vendor": "volc", "access_key": sandbox.volc_access_key,
-                                                       "secret_key": WRONG_SECRET, "base_url": sandbox.url})
-        await r.call("POST", f"{PREFIX}/credentials", {"vendor": "dashscope", "api_key": WRONG_DS_KEY,
-                                                       "base_url": f"{sandbox.url}/api/v1"})
-        for vendor in ("volc", "dashscope"):
-            answers["wrong", vendor] = (await r.call("POST", f"{PREFIX}/test", {"vendor": vendor}))[1]
-        await r.call("POST", f"{PREFIX}/credentials", {"vendor": "volc", "secret_key": sandbox.volc_secret_key})
-        await r.call("POST", f"{PREFIX}/credentials", {"vendor": "dashscope", "api_key": sandbox.dashscope_api_key})
-        for vendor in ("volc", "dashscope"):
-            answers["good", vendor] = (await r.call("POST", f"{PREFIX}/test",
-                                                    {"vendor": vendor, "backend": "cloud"}))[1]
-        return answers
-
-    recorder, answers = drive(scenario, path, home=home)
-    for vendor in ("volc", "dashscope"):
-        assert answers["sandbox", vendor]["ok"] and answers["sandbox", vendor]["source"] == "sandbox"
-        assert answers["none", vendor] == {**answers["none", vendor], "ok": False, "code": "NotConfigured",
-                                           "source": None}
-        assert answers["good", vendor]["ok"] and answers["good", vendor]["source"] == "store"
-        assert set(answers["good", vendor]) == {"ok", "message", "code", "request_id", "source"}
-    assert answers["wrong", "volc"]["code"] == "SignatureDoesNotMatch" and not answers["wrong", "volc"]["ok"]
-    assert answers["wrong", "dashscope"]["code"] == "InvalidApiKey" and not answers["wrong", "dashscope"]["ok"]
-    recorder.assert_never_shown(WRONG_SECRET, WRONG_DS_KEY, sandbox.volc_secret_key, sandbox.dashscope_api_key,
-                                shared.volc_secret_key, shared.dashscope_api_key)
-    assert sandbox.billable_count() == 0 and shared.billable_count() == shared_billed
-
-
-# ---- geometry preview ----------------------------------------------------------------------------
-
-def _geometry(queries):
-    async def scenario(r):
-        out = []
-        for query in queries:
-            status, answer = await r.call("GET", f"{PREFIX}/geometry", params={k: str(v) for k, v in query.items()})
-            assert status == 200
-            out.append(answer)
-        return out
-
-    return drive(scenario, None)[1]
-
-
-def _expected(placement, output=None):
-    output = output or (placement.canvas_width, placement.canvas_height)
-    return {**placement.as_dict(), "output_width": output[0], "output_height": output[1], "error": None}
-
-
-def test_geometry_of_the_canvas_builder_equals_plan_expansion():
-    cases = [
-        ({"expand_mode": "pixels", "left": 10, "top": 0, "right": 30, "bottom": 5}, {}),
-        ({"expand_mode": "fraction", "fraction_left": 0.25, "fraction_right": 0, "fraction_top": 0.1,
-          "fraction_bottom": 0.5, "multiple_of": 64}, {}),
-        ({"expand_mode": "aspect_ratio", "aspect_ratio": "16:9", "anchor": "top-left"}, {}),
-        ({"expand_mode": "target_size", "target_width": 1000, "target_height": 700, "anchor": "bottom"}, {}),
-        ({"expand_mode": "scale", "x_scale": 1.75}, {"y_scale": 1.5}),  # an absent widget takes its default
-    ]
-    queries = [{"node": "MaskCanvasBuilder", "width": 640, "height": 480, **given} for given, _ in cases]
-    answers = _geometry(queries)
-    for (given, defaults), answer in zip(cases, answers):
-        expected = geometry.plan_expansion(640, 480, given["expand_mode"],
-                                           **{k: v for k, v in {**given, **defaults}.items() if k != "expand_mode"})
-        assert answer == _expected(expected), given
-
-
-def test_geometry_of_volc_ratio_and_canvas_mode():
-    answers = _geometry([
-        {"node": "VolcOutpaint", "width": 1600, "height": 1200, "top": 0.2, "bottom": 0, "left": 0.5, "right": 0.1,
-         "max_width": 1920, "max_height": 1920},
-        {"node": "VolcOutpaint", "width": 400, "height": 300},
-        {"node": "VolcOutpaint", "width": 3000, "height": 1000, "max_width": 1024, "max_height": 1024,
-         "canvas_mode": 1},
-    ])
-    placement, output = geometry.volc_ratio_output(1600, 1200, 0.5, 0.2, 0.1, 0, 1920, 1920)
-    assert output != (placement.canvas_width, placement.canvas_height)  # the case exercises the fit
-    assert answers[0] == _expected(geometry.scale_placement(placement, *output), output)
-    placement, output = geometry.volc_ratio_output(400, 300, 0.1, 0.1, 0.1, 0.1, 1920, 1920)
-    assert answers[1] == _expected(geometry.scale_placement(placement, *output), output)
-    assert answers[2] == {"canvas_width": 1024, "canvas_height": 341, "x": 0, "y": 0, "width": 1024, "height": 341,
-                          "output_width": 1024, "output_height": 341, "error": None}
-
-
-def test_geometry_of_dashscope_modes():
-    cases = [
-        {"mode": "scale", "x_scale": 2.0, "y_scale": 1.25},
-        {"mode": "output_ratio", "output_ratio": "9:16"},
-        {"mode": "offsets", "left_offset": 100, "right_offset": 0, "top_offset": 40, "bottom_offset": 300},
-        {"mode": "rotate_only", "angle": 30},
-        {"mode": "scale", "angle": 15, "x_scale": 1.5, "y_scale": 1.5},
-    ]
-    answers = _geometry([{"node": "DashScopeOutpaint", "width": 800, "height": 600, **c} for c in cases])
-    names = {"left_offset": "left", "right_offset": "right", "top_offset": "top", "bottom_offset": "bottom"}
-    for case, answer in zip(cases, answers):
-        args = {names.get(k, k): v for k, v in case.items() if k != "mode"}
-        assert answer == _expected(geometry.dashscope_plan(800, 600, case["mode"], **args)), case
-    rotated = answers[3]
-    assert (rotated["width"], rotated["height"]) == geometry.rotated_size(800, 600, 30)  # the bounding box
-
-
-@pytest.mark.parametrize("query, match", [
-    ({"node": "MaskCanvasBuilder", "width": 64, "height": 64, "expand_mode": "aspect_ratio",
-      "aspect_ratio": "wide"}, "aspect ratio"),
-    ({"node": "MaskCanvasBuilder", "width": 64, "height": 64, "expand_mode": "target_size",
-      "target_width": 32}, "smaller than the image"),
-    ({"node": "MaskCanvasBuilder", "width": 64, "height": 64, "left": "ten"}, "not a number"),
-    ({"node": "MaskCanvasBuilder", "width": 64, "height": 64, "left": 1.5}, "whole number"),
-    ({"node": "MaskCanvasBuilder", "width": 0, "height": 64}, "1 to"),
-    ({"node": "MaskCanvasBuilder", "height": 64}, "width"),
-    ({"node": "VolcOutpaint", "width": 64, "height": 64, "top": 0, "bottom": 0, "left": 0, "right": 0},
-     "nothing to outpaint"),
-    ({"node": "VolcOutpaint", "width": 64, "height": 64, "top": 1.5}, "0.0 to 1.0"),
-    ({"node": "DashScopeOutpaint", "width": 800, "height": 600, "angle": 90}, "quarter turns"),
-    ({"node": "DashScopeOutpaint", "width": 800, "height": 600, "x_scale": 4}, "1.0 to 3.0"),
-    ({"node": "DashScopeOutpaint", "width": 4000, "height": 100}, "8:1"),
-    ({"node": "KSampler", "width": 64, "height": 64}, "no geometry preview"),
-    ({"width": 64, "height": 64}, "no geometry preview"),
-])
-def test_bad_geometry_values_answer_200_with_the_error(query, match):
-    [answer] = _geometry([query])
-    assert set(answer) == set(preview.KEYS) | {"error"}
-    assert match in answer["error"] and all(answer[k] is None for k in preview.KEYS)
-
-
-def test_preview_defaults_are_the_nodes_widget_defaults():
-    for node_id, node_module in (("MaskCanvasBuilder", "canvas_node"), ("VolcOutpaint", "volc_node"),
-                                 ("DashScopeOutpaint", "dashscope_node")):
-        schema = getattr(module(f"nodes.{node_module}"), node_id).define_schema()
-        defaults = {i.id: i.default for i in schema.inputs if hasattr(i, "default")}
-        for name, (kind, default) in preview.WIDGETS[node_id].items():
-            if name == "canvas_mode":  # not a widget: whether a mask is connected
-                continue
-            assert defaults[name] == default and isinstance(defaults[name], kind), (node_id, name)
 
 
 # ---- ComfyUI wiring ------------------------------------------------------------------------------
