@@ -6,6 +6,7 @@ import logging
 
 from comfy_api.latest import io
 
+from . import comfy_bridge
 from .core import canvas, geometry
 from .core.errors import InputError
 
@@ -89,10 +90,10 @@ class MaskCanvasBuilder(io.ComfyNode):
                 io.Image.Output("canvas", display_name="image", tooltip="the padded canvas"),
                 io.Mask.Output("canvas_mask", display_name="mask",
                                tooltip="one mask per batch item; 1 = area to generate"),
-                io.Int.Output("x", tooltip="left edge of the original inside the canvas"),
-                io.Int.Output("y", tooltip="top edge of the original inside the canvas"),
-                io.Int.Output("width", tooltip="width of the original"),
-                io.Int.Output("height", tooltip="height of the original"),
+                io.Int.Output("x", display_name="x", tooltip="left edge of the original inside the canvas"),
+                io.Int.Output("y", display_name="y", tooltip="top edge of the original inside the canvas"),
+                io.Int.Output("width", display_name="width", tooltip="width of the original"),
+                io.Int.Output("height", display_name="height", tooltip="height of the original"),
             ],
         )
 
@@ -135,9 +136,4 @@ class MaskCanvasBuilder(io.ComfyNode):
         color = canvas.parse_color(fill_color) if fill == "color" else (0.5, 0.5, 0.5)
         out_image = canvas.build_canvas(image, placement, fill, color, noise, seed)
         return io.NodeOutput(out_image, out_mask, placement.x, placement.y, placement.width, placement.height,
-                             ui=input_size_ui(width, height))
-
-
-def input_size_ui(width: int, height: int) -> dict:
-    """UI payload for the frontend's geometry preview (web/js): the real input size of the last run."""
-    return {"cloud_outpaint_input": [{"width": int(width), "height": int(height)}]}
+                             ui=comfy_bridge.input_size_ui(width, height))

@@ -1,5 +1,6 @@
-"""The few ComfyUI services a cloud node needs: interrupt checks, status text under the node,
-and a progress bar. Each degrades to a no-op outside ComfyUI (tests, command line)."""
+"""The few ComfyUI services a node needs: interrupt checks, status text under the node, a progress
+bar, and the UI payload of the geometry preview. Each degrades to a no-op outside ComfyUI (tests,
+command line)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,8 @@ class NodeFeedback:
         if self._bar is None:
             self._bar = _comfy_utils.ProgressBar(total, node_id=self.node_id)
         self._bar.update_absolute(done, total)
+
+
+def input_size_ui(width: int, height: int) -> dict:
+    """UI payload for the frontend's geometry preview (web/js): the real input size of the last run."""
+    return {"cloud_outpaint_input": [{"width": int(width), "height": int(height)}]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import comfy_bridge
-from .canvas_node import input_size_ui
 from .core import backends, dashscope, dashscope_run, geometry
 
 _OFFSET_TIP = "pixels added on the {} (mode = offsets), in this image's own pixels"
@@ -66,7 +65,7 @@ class DashScopeOutpaint(io.ComfyNode):
                 io.Image.Output("images", display_name="image"),
                 io.Mask.Output("generated_mask", display_name="mask",
                                tooltip="area the vendor generated, from the documented geometry (1 = generated)"),
-                io.String.Output("info", tooltip="task ids, sizes, polls and timings (JSON)"),
+                io.String.Output("info", display_name="info", tooltip="task ids, sizes, polls and timings (JSON)"),
             ],
             hidden=[io.Hidden.unique_id],
         )
@@ -89,4 +88,4 @@ class DashScopeOutpaint(io.ComfyNode):
         images, masks, info = dashscope_run.run(image, params, backends.dashscope_credentials(backend), options,
                                                 dashscope.DashScopeConfig.from_env(), hooks)
         # the real input size drives the geometry preview in web/js after a run
-        return io.NodeOutput(images, masks, info, ui=input_size_ui(image.shape[2], image.shape[1]))
+        return io.NodeOutput(images, masks, info, ui=comfy_bridge.input_size_ui(image.shape[2], image.shape[1]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import comfy_bridge
-from .canvas_node import input_size_ui
 from .core import backends, volc, volc_run
 
 WATERMARKS = {"off": None, "bottom-right": 0, "bottom-left": 1, "top-left": 2, "top-right": 3}
@@ -78,7 +77,7 @@ class VolcOutpaint(io.ComfyNode):
                                 tooltip="every batch item x every variant, item-major"),
                 io.Mask.Output("generated_mask", display_name="mask",
                                tooltip="area the vendor generated, in output pixels (1 = generated)"),
-                io.String.Output("info", tooltip="request ids, sizes and timings (JSON)"),
+                io.String.Output("info", display_name="info", tooltip="request ids, sizes and timings (JSON)"),
             ],
             hidden=[io.Hidden.unique_id],
         )
@@ -101,4 +100,4 @@ class VolcOutpaint(io.ComfyNode):
         images, masks, info = volc_run.run(image, mask, params, backends.volc_credentials(backend), options,
                                            volc.VolcConfig.from_env(), hooks)
         # the real input size drives the geometry preview in web/js after a run
-        return io.NodeOutput(images, masks, info, ui=input_size_ui(image.shape[2], image.shape[1]))
+        return io.NodeOutput(images, masks, info, ui=comfy_bridge.input_size_ui(image.shape[2], image.shape[1]))
