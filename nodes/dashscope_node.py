@@ -71,7 +71,7 @@ class DashScopeOutpaint(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, mode, angle, output_ratio, x_scale, y_scale, left_offset, right_offset, top_offset,
+    async def execute(cls, image, mode, angle, output_ratio, x_scale, y_scale, left_offset, right_offset, top_offset,
                 bottom_offset, best_quality, limit_image_size, add_watermark, keep_original, timeout_s, backend,
                 concurrency, image_format, resume_task_ids) -> io.NodeOutput:
         params = dashscope.DashScopeParams(mode=mode, angle=angle, output_ratio=output_ratio, x_scale=x_scale,
@@ -82,10 +82,10 @@ class DashScopeOutpaint(io.ComfyNode):
         options = dashscope_run.DashScopeOptions(keep_original=keep_original, timeout_s=timeout_s,
                                                  concurrency=concurrency, image_format=image_format,
                                                  resume_task_ids=dashscope_run.parse_task_ids(resume_task_ids))
-        feedback = comfy_bridge.NodeFeedback(cls.hidden.unique_id if cls.hidden else None)
-        hooks = dashscope_run.RunHooks(poll=comfy_bridge.check_interrupt, status=feedback.status,
-                                       progress=feedback.progress)
-        images, masks, info = dashscope_run.run(image, params, backends.dashscope_credentials(backend), options,
-                                                dashscope.DashScopeConfig.from_env(), hooks)
+
+        def work(hooks):  # on a worker thread: other nodes run meanwhile
+            return dashscope_run.run(image, params, backends.dashscope_credentials(backend), options,
+                                     dashscope.DashScopeConfig.from_env(), hooks)
+        images, masks, info = await comfy_bridge.run_in_worker(cls.hidden.unique_id if cls.hidden else None, work)
         # the real input size drives the geometry preview in web/js after a run
         return io.NodeOutput(images, masks, info, ui=comfy_bridge.input_size_ui(image.shape[2], image.shape[1]))

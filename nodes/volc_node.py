@@ -83,7 +83,7 @@ class VolcOutpaint(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, image, prompt, top, bottom, left, right, seed, steps, scale, strength, max_width,
+    async def execute(cls, image, prompt, top, bottom, left, right, seed, steps, scale, strength, max_width,
                 max_height, variants, keep_original, timeout_s, backend, image_format, concurrency, return_url,
                 watermark, watermark_language, watermark_opacity, watermark_text, mask=None) -> io.NodeOutput:
         position = WATERMARKS.get(watermark)
@@ -94,10 +94,10 @@ class VolcOutpaint(io.ComfyNode):
                                  max_height=max_height, return_url=return_url, watermark=mark)
         options = volc_run.RunOptions(variants=variants, keep_original=keep_original, timeout_s=timeout_s,
                                       concurrency=concurrency, image_format=image_format)
-        feedback = comfy_bridge.NodeFeedback(cls.hidden.unique_id if cls.hidden else None)
-        hooks = volc_run.RunHooks(poll=comfy_bridge.check_interrupt, status=feedback.status,
-                                  progress=feedback.progress)
-        images, masks, info = volc_run.run(image, mask, params, backends.volc_credentials(backend), options,
-                                           volc.VolcConfig.from_env(), hooks)
+
+        def work(hooks):  # on a worker thread: other nodes run meanwhile
+            return volc_run.run(image, mask, params, backends.volc_credentials(backend), options,
+                                volc.VolcConfig.from_env(), hooks)
+        images, masks, info = await comfy_bridge.run_in_worker(cls.hidden.unique_id if cls.hidden else None, work)
         # the real input size drives the geometry preview in web/js after a run
         return io.NodeOutput(images, masks, info, ui=comfy_bridge.input_size_ui(image.shape[2], image.shape[1]))
