@@ -14,6 +14,7 @@ PACK = "cloud_outpaint_under_test"
 
 sys.path.insert(0, str(TESTS / "stubs"))
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(ROOT / "bench"))  # shared with the bench: reference_pad, comfy_server
 
 
 def load_pack(name: str = PACK):
