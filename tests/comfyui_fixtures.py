@@ -4,8 +4,7 @@ user sets (one of each per test module)."""
 
 import pytest
 
-from comfy_server import ComfyServer
-from conftest import ROOT
+from comfy_server import EXAMPLE_INPUTS, ComfyServer
 from pack import module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -23,9 +22,7 @@ def comfy(tmp_path_factory, sandbox):
     env = {"VOLC_BASE_URL": sandbox.url, "VOLC_ACCESSKEY": sandbox.volc_access_key,
            "VOLC_SECRETKEY": sandbox.volc_secret_key,
            "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1", "DASHSCOPE_API_KEY": sandbox.dashscope_api_key}
-    server = ComfyServer(tmp_path_factory.mktemp("comfyui"), env=env).start()
-    for sample in (ROOT / "example_workflows").glob("*.png"):
-        server.add_input(sample)
+    server = ComfyServer(tmp_path_factory.mktemp("comfyui"), env=env, inputs=EXAMPLE_INPUTS).start()
     yield server
     server.stop()
 

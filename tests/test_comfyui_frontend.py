@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import workflows
-from comfy_server import ComfyServer, comfyui_dir
+from comfy_server import EXAMPLE_INPUTS, ComfyServer, comfyui_dir
 from conftest import ROOT
 from test_example_workflows import EXAMPLES
 
@@ -102,9 +102,7 @@ def nokey_comfy(tmp_path_factory, sandbox):
     env = {"VOLC_BASE_URL": sandbox.url, "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1",
            "VOLC_ACCESSKEY": "", "VOLC_SECRETKEY": "", "VOLC_API_KEY": "", "DASHSCOPE_API_KEY": "",
            "HOME": str(tmp_path_factory.mktemp("home"))}  # no ~/.volc or ~/.dashscope SDK files either
-    server = ComfyServer(tmp_path_factory.mktemp("comfyui_nokeys"), env=env).start()
-    for sample in (ROOT / "example_workflows").glob("*.png"):
-        server.add_input(sample)
+    server = ComfyServer(tmp_path_factory.mktemp("comfyui_nokeys"), env=env, inputs=EXAMPLE_INPUTS).start()
     yield server
     server.stop()
 
