@@ -17,6 +17,7 @@ PACK = "cloud_outpaint_under_test"
 
 sys.path.insert(0, str(TESTS / "stubs"))
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(ROOT / "bench"))  # shared with the bench: reference_pad, comfy_server
 
 
 # The one loader lives in the root cli.py (the launcher); load that file by path and use it.
