@@ -349,5 +349,6 @@ def test_sandbox_command_serves_with_its_settings_and_refuses_unknown_ones(tmp_p
             urllib.request.urlopen(f"{url}/?Action=CVProcess&Version=2022-08-31", data=b"{}", timeout=5)
         assert refused.value.code in (400, 401, 403)
     finally:
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a test run started in the background inherits an ignored SIGINT
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
