@@ -74,3 +74,32 @@ def home(tmp_path):
     path = tmp_path / "home"
     path.mkdir()
     return path
+
+
+# ---- the reliability summary the README quotes: what the hardening suites tried, counted from this run ----
+# A hostile-world helper file can add itself here with one line; names are matched by file.
+RELIABILITY = {
+    "test_bad_inputs.py": "bad inputs refused before any request",
+    "test_malformed_answers.py": "malformed or odd vendor answers met",
+    "test_fault_matrix.py": "vendor faults survived (fault matrix rows)",
+    "test_interrupts.py": "interrupts in every kind of wait",
+    "test_soak.py": "soak tests (50 parallel runs with random faults each)",
+    "test_secret_hygiene.py": "secret-hygiene checks (logs, errors, info, echoes)",
+    "test_route_guard.py": "hostile route requests (rebinding, cross-site, no header)",
+    "test_properties.py": "property tests (hypothesis)",
+}
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts: dict[str, list[int]] = {}
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call":
+                continue
+            name = report.nodeid.split("::")[0].rsplit("/", 1)[-1]
+            if name in RELIABILITY:
+                counts.setdefault(name, [0, 0])[outcome == "failed"] += 1
+    if counts:
+        terminalreporter.write_sep("-", "reliability (this run)")
+        for name, (passed, failed) in sorted(counts.items()):
+            terminalreporter.write_line(f"{RELIABILITY[name]}: {passed} passed, {failed} failed ({name})")
