@@ -154,7 +154,6 @@ def bench_volc(quick: bool) -> None:
 def bench_dashscope(quick: bool) -> None:
     from datetime import datetime, timedelta, timezone
     sandbox_mod, ds, ds_run = module("nodes.sandbox"), module("nodes.core.dashscope"), module("nodes.core.dashscope_run")
-    creds_mod = module("nodes.core.credentials")
     config = ds.DashScopeConfig()
     pending, running = 2.0, 28.0
     print(f"\n== DashScopeOutpaint polling: a simulated 30 s task ({pending:g} s pending + {running:g} s running) ==")

@@ -42,9 +42,7 @@ class VolcOutpaint(io.ComfyNode):
     async def execute(cls, image, prompt, top, bottom, left, right, seed, steps, scale, strength, max_width,
                       max_height, variants, keep_original, timeout_s, backend, image_format, concurrency, return_url,
                       watermark, watermark_language, watermark_opacity, watermark_text, mask=None) -> io.NodeOutput:
-        position = widgets.WATERMARKS[watermark]
-        mark = None if position is None else volc.Watermark(position, int(watermark_language == "en"),
-                                                             watermark_opacity, watermark_text)
+        mark = volc.Watermark.from_widgets(watermark, watermark_language, watermark_opacity, watermark_text)
         params = volc.VolcParams(prompt=prompt, seed=seed, steps=steps, scale=scale, strength=strength, top=top,
                                  bottom=bottom, left=left, right=right, max_width=max_width,
                                  max_height=max_height, return_url=return_url, watermark=mark)

@@ -85,6 +85,7 @@ RELIABILITY = {
     "test_interrupts.py": "interrupts in every kind of wait",
     "test_soak.py": "soak tests (50 parallel runs with random faults each)",
     "test_secret_hygiene.py": "secret-hygiene checks (logs, errors, info, echoes)",
+    "test_paid_work.py": "paid work kept or named (RGBA, failed siblings, stuck tasks)",
     "test_route_guard.py": "hostile route requests (rebinding, cross-site, no header)",
     "test_properties.py": "property tests (hypothesis)",
 }
