@@ -62,6 +62,21 @@ def ds_creds(sb):
 
 
 @pytest.fixture
+def cloud_env(sb, monkeypatch, tmp_path):
+    """backend 'cloud' pointed at the sandbox through the environment variables users set (and an empty
+    HOME); yields monkeypatch, for more of them."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("VOLC_API_KEY", "VOLC_AUTH", "VOLC_SESSION_TOKEN", "DASHSCOPE_WORKSPACE_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VOLC_BASE_URL", sb.url)
+    monkeypatch.setenv("VOLC_ACCESSKEY", sb.volc_access_key)
+    monkeypatch.setenv("VOLC_SECRETKEY", sb.volc_secret_key)
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", f"{sb.url}/api/v1")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", sb.dashscope_api_key)
+    return monkeypatch
+
+
+@pytest.fixture
 def http():
     with requests.Session() as session:
         session.trust_env = False  # never send loopback traffic through a configured proxy

@@ -48,19 +48,13 @@ def comfy_mm(monkeypatch):
     return mm
 
 
+SANDBOX_SETTINGS = {"dashscope_pending_s": 0.05, "dashscope_running_s": 0.1}  # read by conftest's sb
+
+
 @pytest.fixture
-def sandbox(monkeypatch, tmp_path):
-    """'cloud' pointed at a private sandbox through the environment variables users set."""
-    with Sandbox(dashscope_pending_s=0.05, dashscope_running_s=0.1) as sb:
-        monkeypatch.setenv("HOME", str(tmp_path))
-        for name in ("VOLC_API_KEY", "VOLC_AUTH", "VOLC_SESSION_TOKEN", "DASHSCOPE_WORKSPACE_ID"):
-            monkeypatch.delenv(name, raising=False)
-        monkeypatch.setenv("VOLC_BASE_URL", sb.url)
-        monkeypatch.setenv("VOLC_ACCESSKEY", sb.volc_access_key)
-        monkeypatch.setenv("VOLC_SECRETKEY", sb.volc_secret_key)
-        monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", f"{sb.url}/api/v1")
-        monkeypatch.setenv("DASHSCOPE_API_KEY", sb.dashscope_api_key)
-        yield sb
+def sandbox(sb, cloud_env):
+    """'cloud' pointed at this test's sandbox through the environment variables users set."""
+    return sb
 
 
 def run(vendor: str, node_id: str, **overrides):
