@@ -218,7 +218,6 @@ def bench_batch_plot(quick: bool) -> None:
     """Wall time vs batch size at 1 s simulated latency, concurrency 4, drawn to bench/out/batch_scaling.png."""
     from PIL import Image, ImageDraw
     sandbox_mod, volc, volc_run = module("nodes.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
-    creds_mod = module("nodes.core.credentials")
     sizes = (1, 2, 4, 8) if quick else (1, 2, 3, 4, 6, 8, 12)
     print("\n== VolcOutpaint wall time vs batch size (1 s latency, concurrency 4) ==")
     points = []

@@ -66,11 +66,13 @@ class AnswerProxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 got = requests.request(self.command, proxy.upstream + self.path, headers=headers, data=sent,
                                        timeout=30, allow_redirects=False)
-                status, content_type, data = got.status_code, got.headers.get("Content-Type", ""), got.content
+                # links in the answers (upload_host, result URLs) lead back through the proxy, as behind a gateway
+                data = got.content.replace(proxy.upstream.encode(), proxy.url.encode())
+                status, content_type = got.status_code, got.headers.get("Content-Type", "")
                 rule = proxy.rules.get(stage(self.command, self.path))
                 if rule is not None:
                     try:
-                        answer = got.json()
+                        answer = json.loads(data)
                     except ValueError:
                         answer = None
                     status, content_type, data = rule(status, answer)

@@ -253,7 +253,9 @@ class TrickleProxy:
         self.server.server_close()
 
 
-def test_a_task_stuck_past_the_deadline_is_named_in_resume_form(sb):
+def test_a_task_stuck_past_the_deadline_is_named_in_resume_form(sb, monkeypatch):
+    # the proxy is the base URL; the sandbox's upload host (another port) is allowed as a vendor host
+    monkeypatch.setenv("CLOUD_OUTPAINT_RESULT_HOSTS", "127.0.0.1")
     proxy = TrickleProxy(sb.url)
     try:
         creds = credentials.DashScopeCredentials("test", f"{proxy.url}/api/v1", sb.dashscope_api_key)

@@ -120,7 +120,7 @@ class Fields:
 def object_body(response: requests.Response) -> dict:
     """The body as a JSON object, or raises Shape (not JSON, or JSON of another type)."""
     try:
-        value = response.json()
+        value = json.loads(response.content)  # from the bytes as read: no text copy of the body
     except ValueError:
         raise Shape("the body is not JSON") from None
     if not isinstance(value, dict):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import requests
 
-from . import answers, env_settings, geometry, transport
+from . import answers, env_settings, geometry, hosts, imageheader, transport
 from .credentials import DashScopeCredentials
 from .dashscope_answers import (
     SUCCEEDED,
@@ -33,6 +33,12 @@ from .widgets import DASHSCOPE as _W
 
 MODEL = "image-out-painting"
 CREATE_PATH = "/services/aigc/image2image/out-painting"
+# Where DashScope's result links and getPolicy's upload_host may point: Alibaba Cloud OSS buckets
+# (dashscope-result-bj.oss-cn-beijing.aliyuncs.com, ...oss-accelerate.aliyuncs.com,
+# dashscope-file-xxx.oss-cn-beijing.aliyuncs.com), over http or https; the base URL's own host:port
+# is always accepted too (hosts.py). More via CLOUD_OUTPAINT_RESULT_HOSTS.
+RESULT_HOSTS = ("*.oss-*.aliyuncs.com", "*.oss.aliyuncs.com")
+CANCEL_S = 15.0  # a cancel gets its own time: it is sent when the run is over (timed out, interrupted)
 
 
 @dataclass(frozen=True)
@@ -174,6 +180,8 @@ class DashScopeClient:
         self.base = credentials.base_url.rstrip("/")
         if not self.base.startswith(("http://", "https://")):
             raise InputError(f"DashScope base URL {credentials.base_url!r} is not an http(s) URL")
+        self.links = hosts.LinkPolicy(VENDOR, self.base, RESULT_HOSTS)
+        hosts.guard(session, self.links, control)
 
     def _headers(self, **extra: str) -> dict:
         headers = {"Authorization": f"Bearer {self.credentials.api_key}", **extra}
@@ -193,6 +201,11 @@ class DashScopeClient:
         A 403 from OSS means the policy expired (it lives a few minutes): one fresh policy is tried."""
         for attempt in (1, 2):
             policy = self.upload_policy(on_wait)
+            try:
+                self.links.check(policy.upload_host, "upload host")
+            except VendorError as exc:
+                exc.request_id, exc.billed = policy.request_id or None, False
+                raise
             if len(data) > policy.max_file_size_mb * 2**20:
                 raise InputError(f"the encoded image ({len(data) / 2**20:.1f} MiB) is over the upload limit of "
                                  f"{policy.max_file_size_mb:g} MiB")
@@ -255,19 +268,34 @@ class DashScopeClient:
     def cancel(self, task_id: str) -> str:
         """Best effort: the vendor cancels only PENDING tasks. Returns what happened, in words."""
         try:
-            response = self.session.post(f"{self.base}/tasks/{task_id}/cancel", headers=self._headers(),
-                                         timeout=(self.config.connect_timeout, 10))
-        except requests.RequestException as exc:
-            return f"cancel request failed ({exc.__class__.__name__})"
+            response = transport.send(self.session, "POST", f"{self.base}/tasks/{task_id}/cancel",
+                                      control=transport.RunControl(CANCEL_S, VENDOR), billable=False,
+                                      classify=lambda r: None, headers=self._headers(),
+                                      connect_timeout=self.config.connect_timeout, read_timeout=10,
+                                      backoff=transport.Backoff(max_attempts=1), secrets=(self.credentials.api_key,))
+        except VendorError as exc:
+            return f"cancel request failed ({exc.code})"
         with response:
             if response.status_code == 200:
                 return "cancelled"
             error = error_answer(response)
         return f"not cancelled ({error.code}: {error.message or error.meaning})"
 
-    def download(self, url: str, on_wait=None) -> bytes:
-        return transport.download(self.session, url, control=self.control, base_url=self.base,
-                             max_bytes=self.config.max_download_bytes, on_wait=on_wait)
+    def download(self, url: str, on_wait=None, expected: tuple[int, int] | None = None) -> bytes:
+        """The result image's bytes, refused unless PNG/JPEG/WEBP within the pixel cap (for a result
+        of about `expected` = (width, height) when given) before anything is decoded."""
+        data = transport.download(self.session, url, control=self.control, policy=self.links,
+                                  max_bytes=self.config.max_download_bytes, on_wait=on_wait)
+        try:
+            imageheader.checked_size(data, imageheader.result_pixel_cap(*expected) if expected
+                                    else imageheader.MAX_DECODE_PIXELS)
+        except imageheader.TooManyPixels as exc:
+            raise VendorError(VENDOR, "ResultTooLarge", f"{exc}" + (f" (for a planned {expected[0]}x{expected[1]})"
+                                                                   if expected else ""), billed=True) from exc
+        except imageheader.DecodeError as exc:
+            raise VendorError(VENDOR, "BadResult", "the result image could not be read", message=str(exc),
+                              billed=True) from exc
+        return data
 
 
 def upload_name(index: int, fmt: str) -> str:

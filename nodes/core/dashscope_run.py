@@ -206,7 +206,8 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
     if answer.task_status != SUCCEEDED:
         raise task_error(answer, task_id)  # finished: nothing to cancel
     try:
-        image = client.download(answer.output_image_url, on_wait=report)
+        image = client.download(answer.output_image_url, on_wait=report,
+                                expected=(item.plan.canvas_width, item.plan.canvas_height))
     except Exception as exc:  # noqa: BLE001 - the task is done and billed; its result can be fetched again
         raise _naming_task(exc, task_id, f"the task succeeded: put {task_id} in resume_task_ids to fetch its "
                            "result again without paying", billed=True)

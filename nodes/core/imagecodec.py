@@ -17,17 +17,15 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from . import imageheader
 from .errors import InputError
+from .imageheader import MAX_DECODE_PIXELS, DecodeError
 
 # Measured on a 2048² photo-like image: Pillow's PNG writer takes ~600 ms at level 1 (~1 s at
 # level 6, 12 % smaller); the "Up" filter in numpy + zlib level 1 below takes ~280 ms for about
 # the same size (bench/run.py prints the current figures).
 PNG_COMPRESS_LEVEL = 1
 JPEG_QUALITY = 95
-
-
-class DecodeError(ValueError):
-    """Bytes that should be an image (or base64 of one) are not."""
 
 
 def _as_batch(image: torch.Tensor) -> torch.Tensor:
@@ -139,10 +137,19 @@ def encode_image(array: np.ndarray, fmt: str = "png", quality: int = JPEG_QUALIT
     raise InputError(f"unknown image format {fmt!r}; use png or jpeg")
 
 
-def _open(data: bytes) -> Image.Image:
+def _open(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> Image.Image:
+    width, height = imageheader.checked_size(data, max_pixels)
+    fmt = imageheader.header(data)[0]
     try:
-        img = Image.open(io.BytesIO(data))
+        img = Image.open(io.BytesIO(data), formats=(fmt,))
+        if img.size != (width, height):  # our reader and Pillow's must agree on what gets decoded
+            raise DecodeError(f"the {fmt} header is inconsistent ({width}x{height} vs {img.size})")
         img.load()
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(f"Pillow refuses this {width}x{height} image: Image.MAX_IMAGE_PIXELS is "
+                          f"{Image.MAX_IMAGE_PIXELS} in this process (set by ComfyUI or another custom node)") from exc
+    except DecodeError:
+        raise
     except Exception as exc:  # PIL raises many types for corrupt data
         raise DecodeError(f"not a readable image ({len(data)} bytes): {exc}") from exc
     return img
@@ -168,25 +175,22 @@ def _u8_to_float(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(img)).to(torch.float32).div_(255.0)  # np.array: a writable copy
 
 
-def decode_image(data: bytes, exif_transpose: bool = False) -> torch.Tensor:
-    """PNG/JPEG/WEBP bytes -> IMAGE [1,H,W,3] float32."""
-    img = _open(data)
+def decode_image(data: bytes, exif_transpose: bool = False, max_pixels: int = MAX_DECODE_PIXELS) -> torch.Tensor:
+    """PNG/JPEG/WEBP bytes -> IMAGE [1,H,W,3] float32 (DecodeError past `max_pixels`)."""
+    img = _open(data, max_pixels)
     if exif_transpose:
         img = ImageOps.exif_transpose(img)
     return _pil_to_float(img, 3).unsqueeze(0)
 
 
-def decode_mask(data: bytes) -> torch.Tensor:
+def decode_mask(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> torch.Tensor:
     """Grey PNG (white = generate) -> MASK [1,H,W] float32. Transparency counts as 'generate'."""
-    return _pil_to_float(_open(data), 1).unsqueeze(0)
+    return _pil_to_float(_open(data, max_pixels), 1).unsqueeze(0)
 
 
 def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from the header only."""
-    try:
-        return Image.open(io.BytesIO(data)).size
-    except Exception as exc:
-        raise DecodeError(f"not a readable image ({len(data)} bytes): {exc}") from exc
+    """(width, height) of PNG/JPEG/WEBP bytes, from the header only (any size)."""
+    return imageheader.header(data)[1:]
 
 
 def to_base64(data: bytes) -> str:

@@ -7,7 +7,12 @@ Rules (DESIGN.md "Billing safety"):
   reported, never resent;
 - idempotent requests (GET polls, downloads) are retried on any network error or 429/5xx;
 - waits honour Retry-After, back off exponentially with full jitter, and never outlive the
-  run's wall-clock deadline; every wait wakes up at once when the run is cancelled.
+  run's wall-clock deadline; every wait wakes up at once when the run is cancelled;
+- every body is read in small pieces with a byte cap, the run's deadline checked between reads
+  and each read's socket timeout no longer than the time left; the deadline backstop shuts the
+  run's sockets, so no read outlives the run;
+- redirects are never followed by requests: `download` follows them itself, each hop checked
+  by the client's LinkPolicy (hosts.py).
 """
 
 from __future__ import annotations
@@ -15,22 +20,30 @@ from __future__ import annotations
 import email.utils
 import json
 import random
+import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin
 
 import requests
 import urllib3
 
 from .errors import Cancelled, VendorError
+from .hosts import LinkPolicy
 from .redaction import SCANNED_CHARS, cap_text, host_of, redact_text  # noqa: F401 - cap_text: the shown-text cap
 
 USER_AGENT = "cloud-outpaint/0.1 (+ComfyUI)"
 POLL_SLICE = 0.2  # seconds between interrupt checks while waiting
 LATE_GRACE = 2.0  # workers' own timeouts end them by the deadline; this is the backstop
+WORKER_JOIN_S = 15.0  # after the deadline backstop, how long workers get to finish (e.g. a task cancel)
+MAX_ANSWER_BYTES = 2 * 2**20  # a JSON answer; callers expecting inline images pass more
+READ_CHUNK = 64 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class RunControl:
@@ -41,6 +54,9 @@ class RunControl:
         self.started = clock()
         self.deadline = self.started + timeout_s
         self._cancel = threading.Event()
+        self._sockets: weakref.WeakSet = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self.aborted = False
 
     def elapsed(self) -> float:
         return self._clock() - self.started
@@ -48,8 +64,28 @@ class RunControl:
     def remaining(self) -> float:
         return self.deadline - self._clock()
 
+    def track(self, sock: socket.socket) -> None:
+        """A connection of this run: abort() shuts it, so a read blocked on it ends at once."""
+        with self._lock:
+            self._sockets.add(sock)
+
     def cancel(self) -> None:
         self._cancel.set()
+
+    def abort(self) -> None:
+        """The run is over (its deadline backstop): cancel, and shut every connection it still has.
+        (A plain cancel leaves them: an interrupted billable call still reads the answer that names
+        its task, so the task can be cancelled.)"""
+        self.aborted = True
+        self._cancel.set()
+        with self._lock:
+            sockets = list(self._sockets)
+            self._sockets.clear()
+        for sock in sockets:
+            try:  # socket.socket's own shutdown, also for TLS sockets: another thread may be reading
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     @property
     def cancelled(self) -> bool:
@@ -110,7 +146,7 @@ def redact(error: VendorError, secrets: tuple[str, ...]) -> VendorError:
 def json_object(response: requests.Response) -> dict | None:
     """The body as a JSON object, or None (HTML error pages, cut-off bodies, arrays)."""
     try:
-        data = response.json()
+        data = json.loads(response.content)  # from the bytes as read: no text copy of the body
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
@@ -146,18 +182,75 @@ def _not_sent(exc: requests.RequestException) -> bool:
     return False
 
 
+def _too_large(control: RunControl, code: str, what: str, cap: int, size: int | None = None) -> VendorError:
+    told = f" ({size / 2**20:.1f} MiB)" if size is not None else ""
+    return VendorError(control.vendor, code, f"{what}{told} is over the {cap / 2**20:.0f} MiB cap: not read further")
+
+
+def read_body(response: requests.Response, *, control: RunControl, max_bytes: int, read_timeout: float,
+              code: str = "AnswerTooLarge", what: str = "the answer", billable: bool = False) -> bytes:
+    """The whole body of a streamed response, read in pieces of at most READ_CHUNK bytes (after
+    any Content-Encoding: a compressed bomb is capped too). VendorError `code` past `max_bytes`;
+    the run's Timeout at its deadline, however slowly the bytes come; requests' ReadTimeout /
+    ConnectionError when the peer stalls for `read_timeout` or breaks the connection. A cancelled
+    run stops the read, except for a `billable` answer: that one names what was paid for."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.strip().isdigit() and int(declared) > max_bytes:
+        raise _too_large(control, code, what, max_bytes, int(declared))
+    raw = response.raw
+    sock = getattr(getattr(raw, "connection", None), "sock", None)
+    doing = f"reading {what}"
+    chunks, size = [], 0
+    while True:
+        if not billable or control.remaining() <= 0:
+            control.check(doing)
+        if sock is not None:  # one read waits at most until the deadline (+ a hair, so it has passed)
+            sock.settimeout(max(0.05, min(read_timeout, control.remaining() + 0.05)))
+        try:
+            chunk = raw.read1(READ_CHUNK, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            if control.remaining() <= 0:
+                control.check(doing)
+            raise requests.ReadTimeout(exc) from exc
+        except urllib3.exceptions.DecodeError as exc:
+            raise requests.exceptions.ContentDecodingError(exc) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            if control.aborted:  # a socket shut by abort() reads as a broken connection
+                raise Cancelled() from exc
+            raise requests.ConnectionError(exc) from exc
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(control, code, what, max_bytes)
+        chunks.append(chunk)
+    if control.aborted or (control.cancelled and not billable):  # maybe no end of the body, but of the run
+        raise Cancelled()
+    return b"".join(chunks)
+
+
+def _naming_request(error: VendorError, response: requests.Response | None, id_header: str | None) -> VendorError:
+    if response is not None and id_header and not error.request_id:
+        error.request_id = response.headers.get(id_header) or None
+    return error
+
+
 def send(session: requests.Session, method: str, url: str, *, control: RunControl, billable: bool,
          classify: Callable[[requests.Response], VendorError | None],
          prepare: Callable[[], dict] | None = None, headers: dict | None = None, data=None,
          json_body: dict | None = None, files: dict | None = None,
          connect_timeout: float = 10.0, read_timeout: float = 60.0, backoff: Backoff = Backoff(),
-         on_wait: Callable[[str], None] | None = None, stream: bool = False,
-         secrets: tuple[str, ...] = ()) -> requests.Response:
+         on_wait: Callable[[str], None] | None = None,
+         secrets: tuple[str, ...] = (), max_bytes: int = MAX_ANSWER_BYTES, too_large: str = "AnswerTooLarge",
+         what: str = "the answer", id_header: str | None = None) -> requests.Response:
     """Send with the retry rules above. `prepare()` returns fresh headers per attempt (signing).
 
-    `classify(response)` returns None for success or the VendorError it means (retryable or not).
+    `classify(response)` returns None for success or the VendorError it means (retryable or not);
+    the body has been read by then (read_body: at most `max_bytes`, else VendorError `too_large`).
+    Redirects are answers like any other (classify decides).
     `json_body` is serialised once (compact UTF-8), so every attempt sends the same bytes.
-    `secrets` are blanked out of any vendor text carried by the raised error.
+    `secrets` are blanked out of any vendor text carried by the raised error; `id_header` names the
+    answer header carrying the vendor's request id, quoted when the body could not be read.
     """
     vendor = control.vendor
     if json_body is not None:
@@ -169,10 +262,16 @@ def send(session: requests.Session, method: str, url: str, *, control: RunContro
         attempt += 1
         request_headers = {**(headers or {}), **(prepare() if prepare else {})}
         timeout = (connect_timeout, max(1.0, min(read_timeout, control.remaining())))
+        response = None
         try:
             response = session.request(method, url, headers=request_headers, data=data, files=files,
-                                       timeout=timeout, stream=stream)
+                                       timeout=timeout, stream=True, allow_redirects=False)
+            response._content = read_body(response, control=control, max_bytes=max_bytes,
+                                          read_timeout=read_timeout, code=too_large, what=what, billable=billable)
+            response._content_consumed = True
         except requests.RequestException as exc:
+            if response is not None:
+                response.close()
             if _not_sent(exc):
                 error = VendorError(vendor, "ConnectionFailed", f"could not connect to {host_of(url)} "
                                     "(nothing was sent)", message=str(exc), retryable=True, billed=False)
@@ -187,8 +286,17 @@ def send(session: requests.Session, method: str, url: str, *, control: RunContro
                     "; it may have been processed and billed, so it is not sent again" if billable else ""),
                     message=str(exc), retryable=not billable, billed=None if billable else False)
             else:
-                raise VendorError(vendor, "NetworkError", "the request could not be made", message=str(exc),
-                                  billed=False) from exc
+                raise _naming_request(VendorError(vendor, "NetworkError", "the request could not be made",
+                                                  message=str(exc), billed=False), response, id_header) from exc
+            _naming_request(error, response, id_header)
+        except VendorError as exc:  # the deadline, or an answer over its cap, while reading the body
+            if response is not None:
+                response.close()
+            if exc.code == too_large:
+                exc.billed = None if billable else False
+                if billable:
+                    exc.meaning += "; the request may have been processed and billed"
+            raise _naming_request(exc, response, id_header)
         else:
             error = classify(response)
             if error is None:
@@ -206,43 +314,26 @@ def send(session: requests.Session, method: str, url: str, *, control: RunContro
         control.sleep(delay, "waiting to retry")
 
 
-def check_download_url(url: str, base_url: str) -> None:
-    """Result links are fetched only over https, or from the configured base's own host."""
-    parts, base = urlsplit(url), urlsplit(base_url)
-    if parts.scheme == "https" or (parts.scheme == base.scheme and parts.netloc == base.netloc):
-        return
-    raise VendorError("download", "UnsafeURL", f"refusing to download {parts.scheme}://{parts.netloc}: only "
-                      f"https links or the service's own host ({base.netloc}) are followed")
-
-
-def download(session: requests.Session, url: str, *, control: RunControl, base_url: str,
+def download(session: requests.Session, url: str, *, control: RunControl, policy: LinkPolicy,
              max_bytes: int = 64 * 2**20, on_wait: Callable[[str], None] | None = None) -> bytes:
-    """GET a result link with a size cap; retried freely (downloads cost nothing)."""
-    check_download_url(url, base_url)
+    """GET a result link with a size cap; retried freely (downloads cost nothing). The link and
+    every redirect hop (at most MAX_REDIRECTS) must pass `policy`."""
 
     def classify(r: requests.Response) -> VendorError | None:
-        if r.status_code == 200:
+        if r.status_code == 200 or (r.status_code in REDIRECTS and r.headers.get("Location")):
             return None
         meaning = "the result link has expired or never existed" if r.status_code in (403, 404) else \
             "the result link could not be fetched"
         return VendorError(control.vendor, f"HTTP{r.status_code}", meaning, http_status=r.status_code)
 
-    response = send(session, "GET", url, control=control, billable=False, classify=classify,
-                    on_wait=on_wait, stream=True)
-    with response:
-        length = response.headers.get("Content-Length")
-        if length and length.isdigit() and int(length) > max_bytes:
-            raise VendorError(control.vendor, "ResultTooLarge",
-                              f"the result is {int(length) / 2**20:.1f} MiB, over the {max_bytes / 2**20:.0f} MiB cap")
-        chunks, size = [], 0
-        for chunk in response.iter_content(1 << 16):
-            control.check("downloading the result")
-            size += len(chunk)
-            if size > max_bytes:
-                raise VendorError(control.vendor, "ResultTooLarge",
-                                  f"the result is over the {max_bytes / 2**20:.0f} MiB cap")
-            chunks.append(chunk)
-    return b"".join(chunks)
+    for hop in range(MAX_REDIRECTS + 1):
+        policy.check(url, "result link" if hop == 0 else "result link's redirect")
+        with send(session, "GET", url, control=control, billable=False, classify=classify, on_wait=on_wait,
+                  max_bytes=max_bytes, too_large="ResultTooLarge", what="the result") as response:
+            if response.status_code == 200:
+                return response.content
+            url = urljoin(url, response.headers["Location"])
+    raise VendorError(control.vendor, "TooManyRedirects", f"the result link redirected more than {MAX_REDIRECTS} times")
 
 
 def run_jobs(jobs: list[Callable[[], object]], *, control: RunControl, max_workers: int,
@@ -253,11 +344,14 @@ def run_jobs(jobs: list[Callable[[], object]], *, control: RunControl, max_worke
     The calling thread waits in short slices, calling `poll()` (ComfyUI's interrupt check may
     raise there). On an interrupt or a failed job, jobs not yet started are dropped and workers
     see the run as cancelled; a job's own exception is re-raised with its index as `.job_index`.
+    When the deadline backstop fires (a worker stuck past its timeouts), the run is aborted (its
+    sockets shut), the workers are waited for (at most WORKER_JOIN_S) and a worker's own error,
+    which names its request or task, is raised in the backstop's place.
     """
     results: list = [None] * len(jobs)
     pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="cloud-outpaint")
     futures: dict[Future, int] = {pool.submit(job): i for i, job in enumerate(jobs)}
-    pending = set(futures)
+    pending, overdue = set(futures), False
     try:
         while pending:
             done, pending = wait(pending, timeout=POLL_SLICE, return_when=FIRST_COMPLETED)
@@ -270,11 +364,20 @@ def run_jobs(jobs: list[Callable[[], object]], *, control: RunControl, max_worke
                 results[index] = future.result()
                 on_done(index, results[index])
             poll()
-            if pending and control.remaining() < -LATE_GRACE:  # a worker stuck past every timeout
+            overdue = bool(pending) and control.remaining() < -LATE_GRACE  # a worker stuck past every timeout
+            if overdue:
                 control.check("waiting for the vendor")
         return results
     except BaseException:
         control.cancel()
+        if overdue:  # the run is over: end the workers' reads, and let their own errors (with ids) speak
+            control.abort()
+            wait(futures, timeout=WORKER_JOIN_S)
+            for future, index in futures.items():
+                own = future.exception() if future.done() and not future.cancelled() else None
+                if isinstance(own, VendorError):
+                    own.job_index = index
+                    raise own from None
         raise
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    finally:  # idle workers are joined; a busy one (an interrupted billable call) ends by its timeouts
+        pool.shutdown(wait=not any(f.running() for f in futures), cancel_futures=True)

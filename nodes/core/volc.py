@@ -15,16 +15,30 @@ from urllib.parse import urlsplit
 
 import requests
 
-from . import answers, env_settings, transport, volc_answers, volc_signer
+from . import (
+    answers,
+    env_settings,
+    hosts,
+    imageheader,
+    transport,
+    volc_answers,
+    volc_signer,
+)
 from .credentials import VolcCredentials
 from .errors import InputError, VendorError
-from .imagecodec import DecodeError, from_base64, to_base64
+from .imagecodec import from_base64, to_base64
+from .imageheader import DecodeError, TooManyPixels
 from .volc_answers import VENDOR, VolcSuccess
 from .widgets import VOLC as _W
 from .widgets import WATERMARKS as _WATERMARK_POSITIONS
 
 ACTION, VERSION, REQ_KEY = "CVProcess", "2022-08-31", "i2i_outpainting"
 MAX_PROMPT_CHARS = 800  # vendor: ~100 CJK chars / English words matter, the rest "has little effect"
+# Where Volcengine's result links (return_url=true) may point: its image CDN (p*-aiop-sign.byteimg.com
+# in published answers), its object storage (TOS: *.volces.com) and CDN domains; the base URL's own
+# host:port is always accepted too (hosts.py). More via CLOUD_OUTPAINT_RESULT_HOSTS.
+RESULT_HOSTS = ("*.byteimg.com", "*.volces.com", "*.volccdn.com", "*.bytecdn.cn")
+REQUEST_ID_HEADER = "X-Tt-Logid"  # the gateway's copy of request_id: quoted when the body is unreadable
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,11 @@ class VolcConfig:
     # nothing to extend (a 1x1 input comes back 1x1, and is billed); raise it with VOLC_MIN_INPUT_SIDE.
     min_input_side: int = 8
     max_input_bytes: int = 5 * 2**20
+
+    @property
+    def max_answer_bytes(self) -> int:
+        """The CVProcess answer cap: an inline (base64) result of max_download_bytes, and some JSON."""
+        return self.max_download_bytes * 4 // 3 + 2**20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> VolcConfig:
@@ -160,6 +179,8 @@ class VolcClient:
         self.query = volc_signer.canonical_query({"Action": ACTION, "Version": VERSION})
         self.url = f"{base.scheme}://{base.netloc}{self.path}?{self.query}"
         self._secrets = (credentials.secret_key, credentials.session_token, credentials.api_key)
+        self.links = hosts.LinkPolicy(VENDOR, credentials.base_url, RESULT_HOSTS)
+        hosts.guard(session, self.links, control)
 
     def _headers(self, body: bytes) -> Callable[[], dict]:
         c = self.credentials
@@ -176,6 +197,8 @@ class VolcClient:
         body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         send_options.setdefault("connect_timeout", self.config.connect_timeout)
         send_options.setdefault("read_timeout", self.config.read_timeout)
+        send_options.setdefault("max_bytes", self.config.max_answer_bytes)
+        send_options.setdefault("id_header", REQUEST_ID_HEADER)
         return answers.call(volc_answers.read, self.session, "POST", self.url, control=self.control,
                             billable=billable, prepare=self._headers(body), data=body, on_wait=on_wait,
                             secrets=self._secrets, **send_options)
@@ -191,13 +214,20 @@ class VolcClient:
         if not encoded and not links:
             raise answers.malformed(VENDOR, "the success answer carries no image", request_id=answer.request_id,
                                     billed=True)
+        cap = imageheader.result_pixel_cap(params.max_width, params.max_height)
         try:
             if encoded:
                 image = from_base64(encoded[0])
+                if len(image) > self.config.max_download_bytes:
+                    raise VendorError(VENDOR, "ResultTooLarge", f"the inline result is {len(image) / 2**20:.1f} MiB, "
+                                      f"over the {self.config.max_download_bytes / 2**20:.0f} MiB cap")
             else:
-                image = transport.download(self.session, links[0], control=self.control,
-                                           base_url=self.credentials.base_url,
+                image = transport.download(self.session, links[0], control=self.control, policy=self.links,
                                            max_bytes=self.config.max_download_bytes, on_wait=on_wait)
+            imageheader.checked_size(image, cap)
+        except TooManyPixels as exc:
+            raise VendorError(VENDOR, "ResultTooLarge", f"{exc} (for max_width x max_height {params.max_width}x"
+                              f"{params.max_height})", request_id=answer.request_id or None, billed=True) from exc
         except DecodeError as exc:
             raise VendorError(VENDOR, "BadResult", "the vendor reported success but its image could not be read",
                               message=str(exc), request_id=answer.request_id or None, billed=True) from exc

@@ -18,7 +18,7 @@ from .server import SandboxServer
 from .standalone import parse_settings, serve_forever
 from .volc_emulator import VolcEmulator, VolcSettings
 
-SERVER_SETTINGS = ("latency", "clock_offset", "result_ttl", "max_body_bytes")
+SERVER_SETTINGS = ("latency", "clock_offset", "result_ttl", "max_body_bytes", "result_host")
 VENDOR_SETTINGS = {"volc": VolcSettings, "dashscope": DashScopeSettings}  # attribute -> its settings class
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..core import geometry
-from . import dashscope_render
+from . import dashscope_render, hostile
 from .dashscope_faults import CREATE_FAULTS, FAULT_KINDS, TASK_FAULTS, check_fault
 from .dashscope_oss import OssError, TempStorage, parse_form
 from .dashscope_protocol import (
@@ -48,11 +48,13 @@ from .dashscope_protocol import (
     created,
     error_response,
     from_error,
+    masked_key,
     new_request_id,
     oss_error,
     oss_request_id,
     oss_signed_query,
     policy_response,
+    retry_after_header,
     task_response,
 )
 from .dashscope_request import parse_body, parse_job
@@ -75,13 +77,6 @@ def _demo_key(tag: str) -> str:
 # region, so this (Beijing) endpoint answers it 401 InvalidApiKey, as the real one does.
 DEMO_API_KEY = _demo_key("sandboxdemodashscope")
 DEMO_INTL_API_KEY = _demo_key("sandboxdemointlsingapore")
-
-def _retry_after(value: Any) -> dict[str, str] | None:
-    return {"Retry-After": str(value)} if value is not None else None
-
-
-def _mask(key: str) -> str:
-    return f"{key[:5]}…{key[-4:]}" if len(key) > 12 else "…"
 
 
 @dataclass
@@ -188,7 +183,7 @@ class DashScopeEmulator:
         if scheme.lower() != "bearer" or not key:
             return rid, None, error_response(rid, "InvalidApiKey", NO_KEY_MESSAGE)
         region = self._key_region(key)
-        request.annotate(key=_mask(key), key_region=region)
+        request.annotate(key=masked_key(key), key_region=region)
         if region is None or region != self.settings.region:
             return rid, None, error_response(rid, "InvalidApiKey")
         return rid, key, None
@@ -223,12 +218,17 @@ class DashScopeEmulator:
             return {"status": "FAILED", "code": exc.code, "message": exc.message, **facts}
         server = self.server
         result_ttl = as_timedelta(server.result_ttl)
+        left = max(timedelta(0), result_ttl - (server.now() - task.ended))
         if kind == "url_404":
             url = server.missing_result_url(ext)
         elif kind == "oversized_url":
             url = server.publish_synthetic(task.fault.params["size"], ext, bool(task.fault.params["declare_length"]))
+        elif kind in hostile.RESULT_KINDS:
+            url = hostile.result(server, task.fault, encoded, ext, by_url=True, ttl=left)[1]
+            if kind == "result_url":
+                return {"status": "SUCCEEDED", "url": url, **facts}
         else:
-            url = server.publish(encoded, ext, max(timedelta(0), result_ttl - (server.now() - task.ended)))
+            url = server.publish(encoded, ext, left)
         url += "?" + oss_signed_query(urlsplit(url).path, task.ended + result_ttl, self.storage.access_key_id,
                                       self.storage.secret)
         return {"status": "SUCCEEDED", "url": url, **facts}
@@ -252,7 +252,7 @@ class DashScopeEmulator:
         if fault is not None:
             request.note(fault=fault.kind)
             p = fault.params
-            return error_response(rid, p["code"], p["message"], p.get("http_status"), _retry_after(p["retry_after"]))
+            return error_response(rid, p["code"], p["message"], p.get("http_status"), retry_after_header(p["retry_after"]))
         if not self._rate.admit(key, s.qps):
             request.annotate(throttled="qps")
             return error_response(rid, "Throttling.RateQuota")
@@ -310,18 +310,21 @@ class DashScopeEmulator:
         return answer(request, rid, task_id, key)
 
     def _poll(self, request: SandboxRequest, rid: str, task_id: str, key: str) -> SandboxResponse:
-        fault = self.server.faults.take(VENDOR, {"poll_error"})
+        fault = self.server.faults.take(VENDOR, {"poll_error", *hostile.POLL_KINDS})
         if fault is not None:
             request.note(fault=fault.kind)
             p = fault.params
-            code = p["code"] or STATUS_CODES[p["status"]]
-            return error_response(rid, code, p["message"], p["status"], _retry_after(p["retry_after"]))
+            if fault.kind == "poll_error":
+                code = p["code"] or STATUS_CODES[p["status"]]
+                return error_response(rid, code, p["message"], p["status"], retry_after_header(p["retry_after"]))
         task = self.tasks.visible(task_id, key, self.server.now(), self._ttl())
         status = self._status(task) if task is not None else "UNKNOWN"
         request.annotate(task_status=status)
         if task is None:
-            return task_response(rid, {"task_id": task_id, "task_status": "UNKNOWN"})
-        return task_response(rid, task.output(status), {"image_count": 1} if status == "SUCCEEDED" else None)
+            answer = task_response(rid, {"task_id": task_id, "task_status": "UNKNOWN"})
+        else:
+            answer = task_response(rid, task.output(status), {"image_count": 1} if status == "SUCCEEDED" else None)
+        return hostile.stream_answer(self.server, fault, answer) if fault is not None else answer
 
     def _cancel(self, request: SandboxRequest, rid: str, task_id: str, key: str) -> SandboxResponse:
         now = self.server.now()
@@ -341,11 +344,13 @@ class DashScopeEmulator:
         rid, key, refused = self._begin(request, "getPolicy")
         if refused is not None:
             return refused
-        fault = self.server.faults.take(VENDOR, {"policy_error"})
+        fault = self.server.faults.take(VENDOR, {"policy_error", "policy_upload_host"})
         if fault is not None:
             request.note(fault=fault.kind)
             p = fault.params
-            return error_response(rid, p["code"], p["message"], p["http_status"])
+            if fault.kind == "policy_error":
+                return error_response(rid, p["code"], p["message"], p["http_status"])
+        upload_host = fault.params["url"] if fault is not None else f"{self.server.url}{OSS_PATH}"
         query = request.query()
         model = query.get("model", "")
         request.annotate(model=model)
@@ -361,7 +366,7 @@ class DashScopeEmulator:
         request.annotate(upload_dir=policy.upload_dir)
         return policy_response(rid, {
             "policy": policy.policy, "signature": policy.signature, "upload_dir": policy.upload_dir,
-            "upload_host": f"{self.server.url}{OSS_PATH}", "expire_in_seconds": expire_s,
+            "upload_host": upload_host, "expire_in_seconds": expire_s,
             "max_file_size_mb": max_mb, "capacity_limit_mb": 999999999,
             "oss_access_key_id": policy.access_key_id, "x_oss_object_acl": "private",
             "x_oss_forbid_overwrite": "true",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import hostile
 from .dashscope_protocol import ERRORS, STATUS_CODES, THROTTLE_CODES
 from .faults import REQUIRED
 
@@ -33,15 +34,25 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "policy_error": {"code": "Throttling.RateQuota", "http_status": None, "message": None},
     # the next OSS form POST answers OSS's XML error; never billable
     "upload_denied": {"status": 403, "code": "AccessDenied", "message": None},
+    # the next getPolicy answers upload_host=url (anywhere); never billable
+    "policy_upload_host": {"url": REQUIRED},
+    # SUCCEEDED with a hostile result (hostile.py: result_url, redirect_url, bomb, other_format,
+    # trickle_url, endless_url): billable, charged
+    **hostile.RESULT_KINDS,
+    # the next task query answers its real JSON without end / byte by byte; never billable
+    **hostile.POLL_KINDS,
 }
 # The generic kinds (faults.GENERIC_KINDS) apply to the create call only: drop_before and
 # http_5xx_plain leave no task; slow, drop_after and malformed come after it exists (billable).
 CREATE_FAULTS = frozenset({"error", "throttle"})
-TASK_FAULTS = frozenset({"task_failed", "stuck", "unknown", "url_404", "oversized_url"})
+TASK_FAULTS = frozenset({"task_failed", "stuck", "unknown", "url_404", "oversized_url", *hostile.RESULT_KINDS})
 
 
 def check_fault(kind: str, params: dict[str, Any]) -> None:
     """Refuse impossible fault parameters when they are injected."""
+    hostile.check(kind, params)
+    if kind == "policy_upload_host" and not isinstance(params["url"], str):
+        raise TypeError("policy_upload_host needs a URL (text)")
     code = params.get("code")
     if kind in ("error", "throttle", "task_failed", "policy_error", "upload_denied") and not isinstance(code, str):
         raise TypeError(f"{kind} code must be a DashScope code string, got {code!r}")

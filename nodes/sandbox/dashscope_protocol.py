@@ -31,6 +31,16 @@ OSS_HOST_ID = f"{OSS_BUCKET}.oss-cn-beijing.aliyuncs.com"
 
 BEIJING = timezone(timedelta(hours=8))
 
+
+def retry_after_header(value: Any) -> dict[str, str] | None:
+    return {"Retry-After": str(value)} if value is not None else None
+
+
+def masked_key(key: str) -> str:
+    """A key as the request log shows it."""
+    return f"{key[:5]}…{key[-4:]}" if len(key) > 12 else "…"
+
+
 # Code -> (HTTP status, default message). Model-specific rows: the API reference; platform rows:
 # the public error-code page. "Model not exist." (400 InvalidParameter for
 # an unknown model name) and "Field required: input.x" are OBSERVED answers of the live service

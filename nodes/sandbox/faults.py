@@ -34,7 +34,8 @@ _PROXY_HTML = ("<html>\r\n<head><title>503 Service Temporarily Unavailable</titl
 
 # kind -> parameter defaults. Stages: drop_before = connection (before the request is read);
 # http_5xx_plain = in front of the vendor (a proxy answers, nothing processed);
-# slow / drop_after / malformed = after the vendor processed the request (billable if it was).
+# slow / drop_after / malformed / endless / trickle = after the vendor processed the request
+# (billable if it was).
 GENERIC_KINDS: dict[str, dict[str, Any]] = {
     "drop_before": {},
     "http_5xx_plain": {"status": 503, "body": _PROXY_HTML, "content_type": "text/html",
@@ -42,15 +43,21 @@ GENERIC_KINDS: dict[str, dict[str, Any]] = {
     "slow": {"seconds": REQUIRED},
     "drop_after": {},
     "malformed": {"body": None, "status": 200, "content_type": "application/json; charset=utf-8"},
+    # the real answer, sent without end (white space inside it until max_mb) or byte by byte (hostile.py)
+    "endless": {"mb_per_s": 50.0, "max_mb": 256},
+    "trickle": {"interval": 0.5, "seconds": 30.0},
 }
 CONNECTION_KINDS = frozenset({"drop_before"})
 FRONT_KINDS = frozenset({"http_5xx_plain"})
-AFTER_KINDS = frozenset({"slow", "drop_after", "malformed"})
+AFTER_KINDS = frozenset({"slow", "drop_after", "malformed", "endless", "trickle"})
 
 
 def _check_generic(kind: str, params: dict[str, Any]) -> None:
     if kind == "slow" and not (isinstance(params["seconds"], (int, float)) and params["seconds"] >= 0):
         raise ValueError(f"slow needs seconds >= 0, got {params['seconds']!r}")
+    for name in {"endless": ("mb_per_s", "max_mb"), "trickle": ("interval", "seconds")}.get(kind, ()):
+        if isinstance(params[name], bool) or not isinstance(params[name], (int, float)) or params[name] <= 0:
+            raise ValueError(f"{kind} needs {name} > 0, got {params[name]!r}")
     if kind in ("http_5xx_plain", "malformed") and not (isinstance(params["status"], int)
                                                         and 100 <= params["status"] <= 599):
         raise ValueError(f"{kind} needs an HTTP status, got {params['status']!r}")

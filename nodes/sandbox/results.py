@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,11 +26,19 @@ class StoredFile:
     data: bytes | None = None      # real content, or None for a synthetic body of `size` bytes
     size: int = 0
     declare_length: bool = True    # send Content-Length (False: stream until the connection closes)
+    location: str | None = None    # a redirect: answered with `status` and this Location
+    status: int = 302              # of a redirect
+    stream: Callable[[], Iterable[bytes]] | None = None  # a body made while it is sent (no length)
 
     def length(self) -> int:
         return len(self.data) if self.data is not None else self.size
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Iterable[bytes]:
+        if self.stream is not None:
+            return self.stream()
+        return self._chunks()
+
+    def _chunks(self) -> Iterator[bytes]:
         if self.data is not None:
             yield self.data
             return
@@ -72,6 +80,10 @@ class ResultStore:
         ext = ext.lower().lstrip(".")
         return self._put(ext, StoredFile(content_type or CONTENT_TYPES.get(ext, "application/octet-stream"),
                                          self._clock() + ttl, data=bytes(data)))
+
+    def put_file(self, ext: str, file: StoredFile) -> str:
+        """Store a file of any kind (a redirect, a streamed body); returns its key."""
+        return self._put(ext.lower().lstrip("."), file)
 
     def put_synthetic(self, size: int, ext: str, ttl: timedelta, declare_length: bool = True) -> str:
         """A body of `size` bytes generated while it is sent (nothing that big is kept in memory)."""

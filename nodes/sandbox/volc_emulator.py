@@ -29,7 +29,7 @@ import torch
 
 from ..core import geometry, imagecodec, volc_signer
 from ..core.errors import InputError
-from . import fill
+from . import fill, hostile
 from .faults import Fault
 from .fetch import FetchFailed, FetchRefused, fetch_loopback
 from .volc_faults import FAULT_KINDS, RESULT_KINDS, check_fault, error_billable
@@ -230,6 +230,10 @@ class VolcEmulator:
         if kind == "oversized_url":
             url = self.server.publish_synthetic(fault.params["size"], ext, bool(fault.params["declare_length"]))
             return success(rid, request.elapsed(), None, [url])
+        if kind in hostile.RESULT_KINDS:
+            inline, url = hostile.result(self.server, fault, data, ext, by_url=job.return_url)
+            return success(rid, request.elapsed(), [imagecodec.to_base64(inline)] if inline else None,
+                           [url] if url else None)
         if job.return_url:
             return success(rid, request.elapsed(), None, [self.server.publish(data, ext)])
         return success(rid, request.elapsed(), [imagecodec.to_base64(data)], None)

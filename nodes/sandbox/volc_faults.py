@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.volc_signer import GATEWAY_ERRORS
+from . import hostile
 from .faults import REQUIRED, Fault
 from .volc_protocol import BUSINESS_ERRORS, POST_PROCESSING_CODES
 
@@ -28,14 +29,18 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "bad_base64": {"value": None},
     "url_404": {},
     "oversized_url": {"size": REQUIRED, "declare_length": True},
+    # hostile results after processing (billable): result_url, redirect_url, bomb, other_format,
+    # trickle_url, endless_url (hostile.py); bomb and other_format come inline unless return_url
+    **hostile.RESULT_KINDS,
 }
 # The generic kinds (faults.GENERIC_KINDS): drop_before and http_5xx_plain are not billable;
-# slow, drop_after and malformed come after processing (billable).
-RESULT_KINDS = frozenset({"error", "bad_base64", "url_404", "oversized_url"})
+# slow, drop_after, malformed, endless and trickle come after processing (billable).
+RESULT_KINDS = frozenset({"error", "bad_base64", "url_404", "oversized_url", *hostile.RESULT_KINDS})
 
 
 def check_fault(kind: str, params: dict[str, Any]) -> None:
     """Refuse impossible fault parameters when they are injected, not when a request meets them."""
+    hostile.check(kind, params)
     if kind in ("error", "throttle") and not isinstance(params["code"], int):
         raise TypeError(f"{kind} code must be an int business code, got {params['code']!r}")
     if kind == "throttle" and params["code"] not in (50429, 50430):
