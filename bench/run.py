@@ -1,27 +1,46 @@
 """Benchmarks that print figures (not tests). Run: python bench/run.py [--quick]
 
 Sections: MaskCanvasBuilder vs a straight re-implementation of ImagePadForOutpaint's per-pixel
-loop (same mask?), and the image codec at 2048² / 4096² against its floor.
+loop (same mask?), the image codec at 2048² / 4096² against its floor, VolcOutpaint overhead and
+batch concurrency, peak memory, DashScope polling, and (with COMFYUI_DIR set) two cloud nodes side
+by side in one real ComfyUI graph.
+
+The pack is loaded by itself, through the root cli.py's loader (by file location, under a private
+name, its ComfyUI registration not run); nothing from tests/ is imported.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import pathlib
 import platform
 import statistics
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+import torch
 
-import torch  # noqa: E402
-from conftest import load_pack  # noqa: E402  (loads the pack as ComfyUI does, by file location)
+BENCH = pathlib.Path(__file__).resolve().parent
+ROOT = BENCH.parent
+PACK = "cloud_outpaint_bench"
 
-load_pack()
-from pack import canvas, geometry, imagecodec, module  # noqa: E402
-from reference_pad import image_pad_for_outpaint  # noqa: E402
+
+def _load_pack() -> None:
+    spec = importlib.util.spec_from_file_location("cloud_outpaint_launcher", ROOT / "cli.py")
+    launcher = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(launcher)
+    launcher.load_pack(PACK)
+
+
+def module(dotted: str):
+    return importlib.import_module(f"{PACK}.{dotted}")
+
+
+_load_pack()
+canvas, geometry, imagecodec = module("nodes.core.canvas"), module("nodes.core.geometry"), module("nodes.core.imagecodec")
+from reference_pad import image_pad_for_outpaint  # noqa: E402  (bench/, beside this file)
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
@@ -102,7 +121,6 @@ def _go_seconds(text: str) -> float:
 
 def bench_volc(quick: bool) -> None:
     sandbox_mod, volc, volc_run = module("nodes.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
-    creds_mod = module("nodes.core.credentials")
     size = 2048
     image = photo_like(size)
     print(f"\n== VolcOutpaint overhead, {size}x{size}, sandbox at zero latency (sides 0.1, max 4096) ==")
@@ -112,7 +130,7 @@ def bench_volc(quick: bool) -> None:
     print(f"floor: PNG encode + base64 + decode of the image, once: {floor_t * 1000:.0f} ms")
     params = volc.VolcParams(max_width=4096, max_height=4096)
     with sandbox_mod.Sandbox() as sb:
-        creds = creds_mod.VolcCredentials("aksk", "bench", sb.url, sb.volc_access_key, sb.volc_secret_key)
+        creds = sb.volc_credentials()
         for fmt in ("jpeg", "png"):
             def once():
                 return volc_run.run(image, None, params, creds, volc_run.VolcOptions(image_format=fmt, timeout_s=300))
@@ -136,12 +154,11 @@ def bench_volc(quick: bool) -> None:
 def bench_dashscope(quick: bool) -> None:
     from datetime import datetime, timedelta, timezone
     sandbox_mod, ds, ds_run = module("nodes.sandbox"), module("nodes.core.dashscope"), module("nodes.core.dashscope_run")
-    creds_mod = module("nodes.core.credentials")
     config = ds.DashScopeConfig()
     pending, running = 2.0, 28.0
     print(f"\n== DashScopeOutpaint polling: a simulated 30 s task ({pending:g} s pending + {running:g} s running) ==")
     with sandbox_mod.Sandbox(dashscope_pending_s=pending, dashscope_running_s=running) as sb:
-        creds = creds_mod.DashScopeCredentials("bench", f"{sb.url}/api/v1", sb.dashscope_api_key)
+        creds = sb.dashscope_credentials()
         ds_run.run(photo_like(512), ds.DashScopeParams(), creds, ds_run.DashScopeOptions(timeout_s=120), config)
         returned = datetime.now(timezone.utc)
         log = sb.requests("dashscope")
@@ -164,12 +181,9 @@ def bench_dashscope(quick: bool) -> None:
 
 MEMORY_CHILD = """
 import resource, sys, json
-sys.path[:0] = [{tests!r}, {bench!r}]
+sys.path.insert(0, {bench!r})
 import torch
-from conftest import load_pack
-load_pack()
-from pack import module
-from run import photo_like
+from run import module, photo_like
 volc, volc_run, creds = module("nodes.core.volc"), module("nodes.core.volc_run"), module("nodes.core.credentials")
 image = photo_like(2048).expand(4, -1, -1, -1).contiguous()
 c = creds.VolcCredentials("aksk", "bench", {url!r}, {ak!r}, {sk!r})
@@ -188,7 +202,7 @@ def bench_memory() -> None:
     sandbox_mod = module("nodes.sandbox")
     print("\n== extra peak memory: VolcOutpaint round trip of a 4x2048x2048 batch (goal <= 3x the input) ==")
     with sandbox_mod.Sandbox() as sb:
-        code = MEMORY_CHILD.format(tests=str(ROOT / "tests"), bench=str(ROOT / "bench"), url=sb.url,
+        code = MEMORY_CHILD.format(bench=str(BENCH), url=sb.url,
                                    ak=sb.volc_access_key, sk=sb.volc_secret_key)
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
@@ -209,7 +223,7 @@ def bench_batch_plot(quick: bool) -> None:
     print("\n== VolcOutpaint wall time vs batch size (1 s latency, concurrency 4) ==")
     points = []
     with sandbox_mod.Sandbox(latency=1.0) as sb:
-        creds = creds_mod.VolcCredentials("aksk", "bench", sb.url, sb.volc_access_key, sb.volc_secret_key)
+        creds = sb.volc_credentials()
         small = photo_like(256)
         for n in sizes:
             t0 = time.perf_counter()
@@ -239,6 +253,39 @@ def bench_batch_plot(quick: bool) -> None:
     print(f"plot: {out / 'batch_scaling.png'}")
 
 
+def bench_comfyui_side_by_side() -> None:
+    """Two VolcOutpaint nodes in one real ComfyUI graph, each waiting 1 s on the vendor."""
+    import tempfile
+
+    import comfy_server
+    print("\n== two cloud nodes side by side in one real ComfyUI graph (1 s simulated latency each) ==")
+    if comfy_server.comfyui_dir() is None:
+        print("skipped: COMFYUI_DIR not set")
+        return
+    latency, goal = 1.0, 1.2
+    with module("nodes.sandbox").Sandbox() as sb, tempfile.TemporaryDirectory() as workdir:
+        env = {"VOLC_BASE_URL": sb.url, "VOLC_ACCESSKEY": sb.volc_access_key, "VOLC_SECRETKEY": sb.volc_secret_key}
+        server = comfy_server.ComfyServer(pathlib.Path(workdir), env=env).start()
+        try:
+            version = server.get("/system_stats")["system"].get("comfyui_version", "?")
+            object_info = server.get("/object_info")
+            walls = {}
+            for nodes in (["VolcOutpaint"], ["VolcOutpaint", "VolcOutpaint"]):
+                sb.latency = 0  # a first run warms ComfyUI up (imports, model-free graph caches)
+                server.run_prompt(comfy_server.side_by_side_prompt(object_info, nodes, time.monotonic_ns() % 2**30))
+                sb.latency = latency
+                entry = server.run_prompt(comfy_server.side_by_side_prompt(object_info, nodes,
+                                                                           time.monotonic_ns() % 2**30))
+                if entry["status"]["status_str"] != "success":
+                    print("failed:", str(entry["status"])[:2000])
+                    return
+                walls[len(nodes)] = comfy_server.wall_seconds(entry)
+        finally:
+            server.stop()
+    print(f"ComfyUI {version}: one node {walls[1]:.2f} s; two nodes {walls[2]:.2f} s "
+          f"(goal <= {goal:g} s; one after the other would be >= {2 * latency:g} s)")
+
+
 def _pillow_png(arr, level: int) -> bytes:
     import io
 
@@ -251,7 +298,11 @@ def _pillow_png(arr, level: int) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, skip 4096²")
+    parser.add_argument("--only", choices=["comfyui"], help="run just this section")
     args = parser.parse_args()
+    if args.only == "comfyui":
+        bench_comfyui_side_by_side()
+        return
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"python {platform.python_version()}, torch {torch.__version__}")
     bench_canvas(2048, args.quick)
@@ -261,6 +312,7 @@ def main() -> None:
     bench_batch_plot(args.quick)
     bench_memory()
     bench_dashscope(args.quick)
+    bench_comfyui_side_by_side()
 
 
 if __name__ == "__main__":

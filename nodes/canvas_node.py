@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from . import comfy_bridge
 from .core import canvas, geometry, widgets
 from .core.errors import InputError
 from .widget_inputs import widget_inputs
@@ -37,10 +38,10 @@ class MaskCanvasBuilder(io.ComfyNode):
                 io.Image.Output("canvas", display_name="image", tooltip="the padded canvas"),
                 io.Mask.Output("canvas_mask", display_name="mask",
                                tooltip="one mask per batch item; 1 = area to generate"),
-                io.Int.Output("x", tooltip="left edge of the original inside the canvas"),
-                io.Int.Output("y", tooltip="top edge of the original inside the canvas"),
-                io.Int.Output("width", tooltip="width of the original"),
-                io.Int.Output("height", tooltip="height of the original"),
+                io.Int.Output("x", display_name="x", tooltip="left edge of the original inside the canvas"),
+                io.Int.Output("y", display_name="y", tooltip="top edge of the original inside the canvas"),
+                io.Int.Output("width", display_name="width", tooltip="width of the original"),
+                io.Int.Output("height", display_name="height", tooltip="height of the original"),
             ],
         )
 
@@ -65,9 +66,4 @@ class MaskCanvasBuilder(io.ComfyNode):
         result = canvas.build(image, settings, mask)
         p = result.placement
         return io.NodeOutput(result.image, result.mask, p.x, p.y, p.width, p.height,
-                             ui=input_size_ui(p.width, p.height))
-
-
-def input_size_ui(width: int, height: int) -> dict:
-    """UI payload for the frontend's geometry preview (web/js): the real input size of the last run."""
-    return {"cloud_outpaint_input": [{"width": int(width), "height": int(height)}]}
+                             ui=comfy_bridge.input_size_ui(p.width, p.height))

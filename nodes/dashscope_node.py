@@ -5,7 +5,6 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import comfy_bridge
-from .canvas_node import input_size_ui
 from .core import backends, dashscope, dashscope_run, widgets
 from .widget_inputs import widget_inputs
 
@@ -31,15 +30,15 @@ class DashScopeOutpaint(io.ComfyNode):
                 io.Image.Output("images", display_name="image"),
                 io.Mask.Output("generated_mask", display_name="mask",
                                tooltip="area the vendor generated, from the documented geometry (1 = generated)"),
-                io.String.Output("info", tooltip="task ids, sizes, polls and timings (JSON)"),
+                io.String.Output("info", display_name="info", tooltip="task ids, sizes, polls and timings (JSON)"),
             ],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def execute(cls, image, mode, angle, output_ratio, x_scale, y_scale, left_offset, right_offset, top_offset,
-                bottom_offset, best_quality, limit_image_size, add_watermark, keep_original, timeout_s, backend,
-                concurrency, image_format, resume_task_ids) -> io.NodeOutput:
+    async def execute(cls, image, mode, angle, output_ratio, x_scale, y_scale, left_offset, right_offset, top_offset,
+                      bottom_offset, best_quality, limit_image_size, add_watermark, keep_original, timeout_s, backend,
+                      concurrency, image_format, resume_task_ids) -> io.NodeOutput:
         params = dashscope.DashScopeParams(mode=mode, angle=angle, output_ratio=output_ratio, x_scale=x_scale,
                                            y_scale=y_scale, left_offset=left_offset, right_offset=right_offset,
                                            top_offset=top_offset, bottom_offset=bottom_offset,
@@ -48,11 +47,11 @@ class DashScopeOutpaint(io.ComfyNode):
         options = dashscope_run.DashScopeOptions(keep_original=keep_original, timeout_s=timeout_s,
                                                  concurrency=concurrency, image_format=image_format,
                                                  resume_task_ids=dashscope_run.parse_task_ids(resume_task_ids))
-        feedback = comfy_bridge.NodeFeedback(cls.hidden.unique_id if cls.hidden else None)
-        hooks = dashscope_run.RunHooks(poll=comfy_bridge.check_interrupt, status=feedback.status,
-                                       progress=feedback.progress)
-        result = dashscope_run.run(image, params, backends.dashscope_credentials(backend), options,
-                                         dashscope.DashScopeConfig.from_env(), hooks)
+
+        def work(hooks):  # on a worker thread: other nodes run meanwhile
+            return dashscope_run.run(image, params, backends.dashscope_credentials(backend), options,
+                                     dashscope.DashScopeConfig.from_env(), hooks)
+        result = await comfy_bridge.run_in_worker(cls.hidden.unique_id if cls.hidden else None, work)
         # the real input size drives the geometry preview in web/js after a run
         return io.NodeOutput(result.images, result.masks, result.info.to_json(),
-                             ui=input_size_ui(image.shape[2], image.shape[1]))
+                             ui=comfy_bridge.input_size_ui(image.shape[2], image.shape[1]))

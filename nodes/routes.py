@@ -11,9 +11,11 @@ nothing; tests drive build_routes()/add_routes() on a plain aiohttp application.
     POST /cloud_outpaint/test                {"vendor", "backend"} -> connection_check answer
     GET  /cloud_outpaint/geometry?node=..&width=..&height=..&<widget>=.. -> preview
 
-Security: a status never contains a secret (only the last 4 characters of the access key / API
-key); request bodies must be JSON and at most 16 KB; every answer is Cache-Control: no-store;
-nothing here logs a request body.
+Security: every request must come from the ComfyUI page itself (route_guard.py: Host allowlist
+against DNS rebinding, no cross-site requests, and the X-Cloud-Outpaint: 1 header on every POST);
+a status never contains a secret (only the last 4 characters of the access key / API key); request
+bodies must be JSON and at most 16 KB; every answer is Cache-Control: no-store; nothing here logs a
+request body.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ import json
 import logging
 import os
 import pathlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from aiohttp import web
 
+from . import route_guard
 from .core import connection_check, credential_store, preview
 from .core.errors import ConfigError, InputError
 
@@ -72,11 +75,22 @@ async def _body(request: web.Request) -> dict:
     return data
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Bad input -> 400/413/415 {"error"}; anything else -> 500 with the exception's class only."""
+def _local_address(request: web.Request) -> str | None:
+    """The address of this machine the client connected to (None for a non-TCP socket)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    return sockname[0] if isinstance(sockname, tuple) and sockname else None
+
+
+def _guarded(handler: Handler, refusal: Callable[[web.Request], str | None]) -> Handler:
+    """A refused caller -> 403; bad input -> 400/413/415 {"error"}; anything else -> 500 with the
+    exception's class only."""
 
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
+            refused = refusal(request)
+            if refused:
+                log.warning("cloud_outpaint %s %s refused: %s", request.method, request.path, refused[:160])
+                return _json({"error": refused}, 403)
             return await handler(request)
         except _BadRequest as exc:
             return _json({"error": exc.text}, exc.status)
@@ -98,9 +112,16 @@ def _guarded(handler: Handler) -> Handler:
 
 def build_routes(store_path: Callable[[], pathlib.Path] = credential_store.default_path,
                  env: Callable[[], Mapping[str, str]] = lambda: os.environ,
-                 home: Callable[[], pathlib.Path | None] = lambda: None) -> list[tuple[str, str, Handler]]:
+                 home: Callable[[], pathlib.Path | None] = lambda: None,
+                 listen: Callable[[], Iterable[str]] = lambda: ()) -> list[tuple[str, str, Handler]]:
     """The handlers as (method, path, handler). The providers are called per request, so the store
-    path set by install() (or a test's tmp path) is always the current one."""
+    path set by install() (or a test's tmp path) is always the current one. `listen` gives the
+    addresses ComfyUI listens on (its --listen, split at commas); none = loopback only."""
+
+    def refusal(request: web.Request) -> str | None:
+        extra = (env().get(route_guard.ALLOWED_HOSTS_VAR) or "").split(",")
+        return route_guard.refusal(request.headers, changes_state=request.method not in ("GET", "HEAD"),
+                                   local_address=_local_address(request), listen=listen(), extra_hosts=extra)
 
     def status() -> dict:
         return credential_store.all_status(env(), store_path(), home())
@@ -142,11 +163,11 @@ def build_routes(store_path: Callable[[], pathlib.Path] = credential_store.defau
         query = {key: request.query.get(key, "") for key in request.query}
         return _json(preview.compute(query.pop("node", ""), query))
 
-    return [("GET", f"{PREFIX}/credentials", _guarded(get_credentials)),
-            ("POST", f"{PREFIX}/credentials", _guarded(post_credentials)),
-            ("POST", f"{PREFIX}/credentials/clear", _guarded(clear_credentials)),
-            ("POST", f"{PREFIX}/test", _guarded(test_connection)),
-            ("GET", f"{PREFIX}/geometry", _guarded(geometry))]
+    return [("GET", f"{PREFIX}/credentials", _guarded(get_credentials, refusal)),
+            ("POST", f"{PREFIX}/credentials", _guarded(post_credentials, refusal)),
+            ("POST", f"{PREFIX}/credentials/clear", _guarded(clear_credentials, refusal)),
+            ("POST", f"{PREFIX}/test", _guarded(test_connection, refusal)),
+            ("GET", f"{PREFIX}/geometry", _guarded(geometry, refusal))]
 
 
 def add_routes(target, **providers) -> None:
@@ -181,6 +202,15 @@ def install() -> bool:
     instance = getattr(PromptServer, "instance", None)
     if instance is None or not hasattr(instance, "routes"):
         return False
-    add_routes(instance.routes)
+    add_routes(instance.routes, listen=_comfy_listen)
     _installed = True
     return True
+
+
+def _comfy_listen() -> list[str]:
+    """ComfyUI's --listen addresses (comfy.cli_args, parsed before custom nodes load)."""
+    try:
+        from comfy.cli_args import args  # ComfyUI's
+    except ImportError:
+        return []
+    return route_guard.listen_addresses(getattr(args, "listen", None))

@@ -5,7 +5,6 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import comfy_bridge
-from .canvas_node import input_size_ui
 from .core import backends, volc, volc_run, widgets
 from .widget_inputs import widget_inputs
 
@@ -34,28 +33,26 @@ class VolcOutpaint(io.ComfyNode):
                                 tooltip="every batch item x every variant, item-major"),
                 io.Mask.Output("generated_mask", display_name="mask",
                                tooltip="area the vendor generated, in output pixels (1 = generated)"),
-                io.String.Output("info", tooltip="request ids, sizes and timings (JSON)"),
+                io.String.Output("info", display_name="info", tooltip="request ids, sizes and timings (JSON)"),
             ],
             hidden=[io.Hidden.unique_id],
         )
 
     @classmethod
-    def execute(cls, image, prompt, top, bottom, left, right, seed, steps, scale, strength, max_width,
-                max_height, variants, keep_original, timeout_s, backend, image_format, concurrency, return_url,
-                watermark, watermark_language, watermark_opacity, watermark_text, mask=None) -> io.NodeOutput:
-        position = widgets.WATERMARKS[watermark]
-        mark = None if position is None else volc.Watermark(position, int(watermark_language == "en"),
-                                                             watermark_opacity, watermark_text)
+    async def execute(cls, image, prompt, top, bottom, left, right, seed, steps, scale, strength, max_width,
+                      max_height, variants, keep_original, timeout_s, backend, image_format, concurrency, return_url,
+                      watermark, watermark_language, watermark_opacity, watermark_text, mask=None) -> io.NodeOutput:
+        mark = volc.Watermark.from_widgets(watermark, watermark_language, watermark_opacity, watermark_text)
         params = volc.VolcParams(prompt=prompt, seed=seed, steps=steps, scale=scale, strength=strength, top=top,
                                  bottom=bottom, left=left, right=right, max_width=max_width,
                                  max_height=max_height, return_url=return_url, watermark=mark)
         options = volc_run.VolcOptions(variants=variants, keep_original=keep_original, timeout_s=timeout_s,
-                                      concurrency=concurrency, image_format=image_format)
-        feedback = comfy_bridge.NodeFeedback(cls.hidden.unique_id if cls.hidden else None)
-        hooks = volc_run.RunHooks(poll=comfy_bridge.check_interrupt, status=feedback.status,
-                                  progress=feedback.progress)
-        result = volc_run.run(image, mask, params, backends.volc_credentials(backend), options,
-                                    volc.VolcConfig.from_env(), hooks)
+                                       concurrency=concurrency, image_format=image_format)
+
+        def work(hooks):  # on a worker thread: other nodes run meanwhile
+            return volc_run.run(image, mask, params, backends.volc_credentials(backend), options,
+                                volc.VolcConfig.from_env(), hooks)
+        result = await comfy_bridge.run_in_worker(cls.hidden.unique_id if cls.hidden else None, work)
         # the real input size drives the geometry preview in web/js after a run
         return io.NodeOutput(result.images, result.masks, result.info.to_json(),
-                             ui=input_size_ui(image.shape[2], image.shape[1]))
+                             ui=comfy_bridge.input_size_ui(image.shape[2], image.shape[1]))

@@ -75,13 +75,19 @@ def validate(node_cls, inputs: dict, linked: set[str] = frozenset()) -> dict:
     return values
 
 
-def execute(node_cls, hidden: dict | None = None, linked: set[str] = frozenset(), **inputs) -> tuple:
-    """Validate, then run execute on a per-run clone, as ComfyUI does; returns the outputs."""
+async def execute_async(node_cls, hidden: dict | None = None, linked: set[str] = frozenset(), **inputs) -> tuple:
+    """Validate, then run execute on a per-run clone, as ComfyUI does; returns the outputs.
+    Awaitable, so several nodes can run on one event loop as ComfyUI runs independent nodes."""
     values = validate(node_cls, inputs, linked)
     clone = type(node_cls.__name__, (node_cls,), {"hidden": io.HiddenHolder(hidden)})
     out = clone.execute(**values)
     if inspect.isawaitable(out):
-        out = asyncio.run(out)
+        out = await out
     if isinstance(out, io.NodeOutput):
         return out.args
     return tuple(out)
+
+
+def execute(node_cls, hidden: dict | None = None, linked: set[str] = frozenset(), **inputs) -> tuple:
+    """execute_async on an event loop of its own (ComfyUI runs each prompt under asyncio.run)."""
+    return asyncio.run(execute_async(node_cls, hidden, linked, **inputs))

@@ -17,6 +17,7 @@ PACK = "cloud_outpaint_under_test"
 
 sys.path.insert(0, str(TESTS / "stubs"))
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(ROOT / "bench"))  # shared with the bench: reference_pad, comfy_server
 
 
 # The one loader lives in the root cli.py (the launcher); load that file by path and use it.
@@ -61,7 +62,60 @@ def ds_creds(sb):
 
 
 @pytest.fixture
+def cloud_env(sb, monkeypatch, tmp_path):
+    """backend 'cloud' pointed at the sandbox through the environment variables users set (and an empty
+    HOME); yields monkeypatch, for more of them."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("VOLC_API_KEY", "VOLC_AUTH", "VOLC_SESSION_TOKEN", "DASHSCOPE_WORKSPACE_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("VOLC_BASE_URL", sb.url)
+    monkeypatch.setenv("VOLC_ACCESSKEY", sb.volc_access_key)
+    monkeypatch.setenv("VOLC_SECRETKEY", sb.volc_secret_key)
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", f"{sb.url}/api/v1")
+    monkeypatch.setenv("DASHSCOPE_API_KEY", sb.dashscope_api_key)
+    return monkeypatch
+
+
+@pytest.fixture
 def http():
     with requests.Session() as session:
         session.trust_env = False  # never send loopback traffic through a configured proxy
         yield session
+
+
+@pytest.fixture
+def home(tmp_path):
+    """An empty home folder (no ~/.volc, no ~/.config of the user running the tests)."""
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+# ---- the reliability summary the README quotes: what the hardening suites tried, counted from this run ----
+# A hostile-world helper file can add itself here with one line; names are matched by file.
+RELIABILITY = {
+    "test_bad_inputs.py": "bad inputs refused before any request",
+    "test_malformed_answers.py": "malformed or odd vendor answers met",
+    "test_fault_matrix.py": "vendor faults survived (fault matrix rows)",
+    "test_interrupts.py": "interrupts in every kind of wait",
+    "test_soak.py": "soak tests (50 parallel runs with random faults each)",
+    "test_secret_hygiene.py": "secret-hygiene checks (logs, errors, info, echoes)",
+    "test_paid_work.py": "paid work kept or named (RGBA, failed siblings, stuck tasks)",
+    "test_route_guard.py": "hostile route requests (rebinding, cross-site, no header)",
+    "test_properties.py": "property tests (hypothesis)",
+}
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts: dict[str, list[int]] = {}
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            if getattr(report, "when", "call") != "call":
+                continue
+            name = report.nodeid.split("::")[0].rsplit("/", 1)[-1]
+            if name in RELIABILITY:
+                counts.setdefault(name, [0, 0])[outcome == "failed"] += 1
+    if counts:
+        terminalreporter.write_sep("-", "reliability (this run)")
+        for name, (passed, failed) in sorted(counts.items()):
+            terminalreporter.write_line(f"{RELIABILITY[name]}: {passed} passed, {failed} failed ({name})")

@@ -6,6 +6,8 @@ VolcOutpaint and DashScopeOutpaint cases go through volc_run.run / dashscope_run
 live Sandbox, so "nothing was sent" is measured by its request log.
 """
 
+import asyncio
+import inspect
 from dataclasses import replace
 
 import comfy_driver as drv
@@ -22,6 +24,8 @@ credentials = module("nodes.core.credentials")
 MaskCanvasBuilder = module("nodes.canvas_node").MaskCanvasBuilder
 
 FAST = FAST_DASHSCOPE
+NAN, INF = float("nan"), float("inf")
+TASK_1, TASK_2 = "d76ec1e8-ea27-4038-8913-235c88ef0f70", "4cbabbdf-2c1f-43f4-b983-c2cc47f4c115"
 VOLC = volc.VolcParams(top=0.25, bottom=0.25, left=0.25, right=0.25)
 DS = ds.DashScopeParams()
 
@@ -44,6 +48,14 @@ def img(b=1, h=48, w=64, c=3, dtype=torch.float32, fill=None):
     if fill is not None:
         t[0, h // 2, w // 2, 0] = fill
     return t.to(dtype) if dtype != torch.float32 else t
+
+
+def huge(side):
+    return torch.zeros(1, 1, 1, 3).expand(1, side, side, 3)
+
+
+def huge_mask(side):
+    return torch.ones(1, 1, 1).expand(1, side, side)
 
 
 # ---- drivers ------------------------------------------------------------------------------------
@@ -200,8 +212,46 @@ CASES = {
     "ds-concurrency-0": (ds_call(concurrency=0), "concurrency"),
     "ds-timeout-0": (ds_call(timeout_s=0), "timeout_s"),
     "ds-format-gif": (ds_call(image_format="gif"), "image_format"),
-    "ds-resume-ids-too-few": (ds_call(img(b=2, h=64, w=64), resume_task_ids=["t-1"]), "resume_task_ids"),
-    "ds-resume-ids-too-many": (ds_call(resume_task_ids=["t-1", "t-2"]), "resume_task_ids"),
+    "ds-resume-ids-too-few": (ds_call(img(b=2, h=64, w=64), resume_task_ids=[TASK_1]), "give one per image"),
+    "ds-resume-ids-too-many": (ds_call(resume_task_ids=[TASK_1, TASK_2]), "give one per image"),
+
+    # ---- redteam F12: NaN / inf deadlines ----------------------------------------------------------
+    "volc-timeout-nan": (volc_call(timeout_s=NAN), "timeout_s"),
+    "ds-timeout-nan": (ds_call(timeout_s=NAN), "timeout_s"),
+    "ds-timeout-inf": (ds_call(timeout_s=INF), "timeout_s"),
+    # ---- redteam F13: what reached a raw exception (or the vendor) -------------------------------
+    "volc-prompt-lone-surrogate": (volc_call(params=replace(VOLC, prompt="sky \ud800 sea")), "prompt has a broken"),
+    "volc-watermark-text-surrogate": (volc_call(params=replace(VOLC, watermark=volc.Watermark(text="\udfff"))),
+                                      "watermark_text has a broken"),
+    "volc-prompt-none": (volc_call(params=replace(VOLC, prompt=None)), "prompt is NoneType, not text"),
+    "volc-variants-1.5": (volc_call(variants=1.5), "variants is 1.5; it must be a whole number"),
+    "volc-steps-30.5": (volc_call(params=replace(VOLC, steps=30.5)), "steps is 30.5; it must be a whole number"),
+    "volc-seed-1.5": (volc_call(params=replace(VOLC, seed=1.5)), "seed is 1.5; it must be a whole number"),
+    "ds-angle-45.5": (ds_call(params=replace(DS, angle=45.5)), "angle is 45.5; it must be a whole number"),
+    # claimed with expand(): 1.2e9 and 3e10 float32 values the run must refuse before converting any
+    "volc-canvas-mode-20000": (volc_call(huge(20000), mask=huge_mask(20000)), "16384"),
+    "volc-canvas-mode-100000": (volc_call(huge(100000), mask=huge_mask(100000)), "16384"),
+    # ---- redteam F14 ----------------------------------------------------------------------------
+    "volc-1x1": (volc_call(img(h=1, w=1)), "at least 8 px a side"),
+    "volc-1x1-canvas-mode": (volc_call(img(h=1, w=1), mask=torch.ones(1, 1, 1)), "at least 8 px a side"),
+    "volc-watermark-position-9": (volc_call(params=replace(VOLC, watermark=volc.Watermark(position=9))),
+                                  "watermark position 9"),
+    "volc-watermark-language-7": (volc_call(params=replace(VOLC, watermark=volc.Watermark(language=7))),
+                                  "language 7"),
+    "node-nan-image": (node_call(torch.full((1, 16, 16, 3), NAN), left=4), "image contains NaN"),
+    "node-inf-image": (node_call(img(h=16, w=16, fill=INF), left=4), "image contains NaN or infinite"),
+    "node-nan-mask": (node_call(mask=torch.full((1, 16, 16), NAN), left=4), "mask contains NaN"),
+    "node-inf-mask-canvas-size": (node_call(mask=torch.full((1, 16, 20), -INF), left=4), "mask contains NaN"),
+    # ---- redteam F15: resume ids go into URL paths ---------------------------------------------------
+    "ds-resume-id-dot-dot": (ds_call(resume_task_ids=["../../uploads?action=getPolicy&model=x"]),
+                             "is not a DashScope task id"),
+    "ds-resume-id-query": (ds_call(resume_task_ids=[TASK_1 + "?action=getPolicy"]), "is not a DashScope task id"),
+    "ds-resume-id-fragment": (ds_call(resume_task_ids=[TASK_1 + "#"]), "is not a DashScope task id"),
+    "ds-resume-id-slash-cancel": (ds_call(resume_task_ids=[TASK_1 + "/cancel"]), "is not a DashScope task id"),
+    "ds-resume-id-percent": (ds_call(resume_task_ids=["%2e%2e%2fuploads"]), "is not a DashScope task id"),
+    "ds-resume-id-newline": (ds_call(resume_task_ids=[TASK_1 + "\n"]), "is not a DashScope task id"),
+    "ds-resume-id-too-long": (ds_call(resume_task_ids=[TASK_1 + "0"]), "is not a DashScope task id"),
+    "ds-resume-id-not-hex": (ds_call(resume_task_ids=["g" * 8 + TASK_1[8:]]), "is not a DashScope task id"),
 }
 
 
@@ -236,3 +286,86 @@ def test_tiny_images_are_refused_for_dashscope_but_moderate_ones_upscaled():
 def test_infinite_colour_is_a_clear_error():
     with pytest.raises(InputError, match="fill colour"):
         canvas.parse_color("inf,0,0")
+
+# ---- the nodes' execute() called directly (as a script or another node pack may) -------------------
+# ComfyUI's own validation would stop most of these; execute() must refuse them all the same.
+
+VolcOutpaint = module("nodes.volc_node").VolcOutpaint
+DashScopeOutpaint = module("nodes.dashscope_node").DashScopeOutpaint
+
+
+@pytest.fixture
+def cloud(cloud_env):
+    return cloud_env
+
+
+def execute(node, **overrides):
+    info = drv.node_info(node)
+    inputs = {name: opts.get("default") for name, (io_type, opts) in info["input"]["required"].items()
+              if io_type not in ("IMAGE", "MASK")}
+    image = img() if node is VolcOutpaint else img(h=64, w=64)
+    result = node.execute(**{**inputs, "image": image, "backend": "cloud", "timeout_s": 20, **overrides})
+    return asyncio.run(result) if inspect.iscoroutine(result) else result  # the cloud nodes are async
+
+
+V_NODE, D_NODE = VolcOutpaint, DashScopeOutpaint
+# id -> (node, widget overrides, environment, words the message must contain)
+NODE_CASES = {
+    "volc-variants-1.5": (V_NODE, {"variants": 1.5}, {}, "variants is 1.5"),
+    "volc-steps-30.5": (V_NODE, {"steps": 30.5}, {}, "steps is 30.5"),
+    "volc-seed-1.5": (V_NODE, {"seed": 1.5}, {}, "seed is 1.5"),
+    "volc-prompt-none": (V_NODE, {"prompt": None}, {}, "prompt is NoneType"),
+    "volc-prompt-surrogate": (V_NODE, {"prompt": "sky \ud800 sea"}, {}, "prompt has a broken character"),
+    "volc-watermark-text-surrogate": (V_NODE, {"watermark": "top-left", "watermark_text": "\udfff"}, {},
+                                      "watermark_text has a broken character"),
+    "volc-watermark-bogus": (V_NODE, {"watermark": "bogus"}, {}, "watermark 'bogus' is not one of"),
+    "volc-watermark-language-fr": (V_NODE, {"watermark": "top-left", "watermark_language": "fr"}, {},
+                                   "watermark_language 'fr' is not one of"),
+    "volc-watermark-opacity-nan": (V_NODE, {"watermark": "top-left", "watermark_opacity": NAN}, {},
+                                   "watermark_opacity is nan"),
+    "volc-image-1x1": (V_NODE, {"image": img(h=1, w=1)}, {}, "at least 8 px a side"),
+    "volc-image-20x20-min-side-32": (V_NODE, {"image": img(h=20, w=20)}, {"VOLC_MIN_INPUT_SIDE": "32"},
+                                     "at least 32 px a side"),
+    "ds-angle-45.5": (D_NODE, {"angle": 45.5}, {}, "angle is 45.5"),
+    "ds-resume-dot-dot": (D_NODE, {"resume_task_ids": "../../uploads?action=getPolicy&model=x"}, {},
+                          "not a DashScope task id"),
+    "ds-resume-second-id-bad": (D_NODE, {"image": img(b=2, h=64, w=64), "resume_task_ids": f"{TASK_1}, x/../y"}, {},
+                                "'x/../y' is not a DashScope task id"),
+    # tuning by environment (F13): the variable is named, nothing is sent
+    "env-VOLC_READ_TIMEOUT-90s": (V_NODE, {}, {"VOLC_READ_TIMEOUT": "90s"}, "VOLC_READ_TIMEOUT='90s'"),
+    "env-VOLC_READ_TIMEOUT-nan": (V_NODE, {}, {"VOLC_READ_TIMEOUT": "nan"}, "VOLC_READ_TIMEOUT='nan'"),
+    "env-VOLC_READ_TIMEOUT-negative": (V_NODE, {}, {"VOLC_READ_TIMEOUT": "-1"}, "VOLC_READ_TIMEOUT='-1'"),
+    "env-VOLC_MAX_INPUT_SIDE-0": (V_NODE, {}, {"VOLC_MAX_INPUT_SIDE": "0"}, "VOLC_MAX_INPUT_SIDE='0'"),
+    "env-VOLC_MAX_INPUT_SIDE-2.5k": (V_NODE, {}, {"VOLC_MAX_INPUT_SIDE": "2500.5"}, "whole number"),
+    "env-VOLC_MAX_INPUT_MB-0": (V_NODE, {}, {"VOLC_MAX_INPUT_MB": "0"}, "VOLC_MAX_INPUT_MB='0'"),
+    "env-VOLC_MAX_INPUT_MB-inf": (V_NODE, {}, {"VOLC_MAX_INPUT_MB": "inf"}, "VOLC_MAX_INPUT_MB='inf'"),
+    "env-VOLC_MIN_INPUT_SIDE-0": (V_NODE, {}, {"VOLC_MIN_INPUT_SIDE": "0"}, "VOLC_MIN_INPUT_SIDE='0'"),
+    "env-VOLC_PROMPT_FIELD": (V_NODE, {}, {"VOLC_PROMPT_FIELD": "text"}, "VOLC_PROMPT_FIELD='text'"),
+    "env-DASHSCOPE_CREATES_PER_SECOND-0": (D_NODE, {}, {"DASHSCOPE_CREATES_PER_SECOND": "0"},
+                                           "DASHSCOPE_CREATES_PER_SECOND='0'"),
+    "env-DASHSCOPE_CREATES_PER_SECOND-nan": (D_NODE, {}, {"DASHSCOPE_CREATES_PER_SECOND": "nan"},
+                                             "DASHSCOPE_CREATES_PER_SECOND='nan'"),
+    "env-DASHSCOPE_POLL_CAP-0": (D_NODE, {}, {"DASHSCOPE_POLL_CAP": "0"}, "DASHSCOPE_POLL_CAP='0'"),
+    "env-DASHSCOPE_POLL_CAP-negative": (D_NODE, {}, {"DASHSCOPE_POLL_CAP": "-5"}, "DASHSCOPE_POLL_CAP='-5'"),
+    "env-DASHSCOPE_POLL_CAP-nan": (D_NODE, {}, {"DASHSCOPE_POLL_CAP": "nan"}, "DASHSCOPE_POLL_CAP='nan'"),
+    "env-DASHSCOPE_POLL_CAP-5s": (D_NODE, {}, {"DASHSCOPE_POLL_CAP": "5s"}, "DASHSCOPE_POLL_CAP='5s'"),
+}
+
+
+@pytest.mark.parametrize("case", list(NODE_CASES))
+def test_bad_node_input_through_execute_is_refused_before_any_request(cloud, sb, case):
+    node, overrides, env, words = NODE_CASES[case]
+    for name, value in env.items():
+        cloud.setenv(name, value)
+    with pytest.raises(InputError) as exc_info:
+        execute(node, **overrides)
+    assert words in str(exc_info.value)
+    assert sb.requests() == []
+
+
+@pytest.mark.parametrize("node", [V_NODE, D_NODE], ids=["volc", "dashscope"])
+def test_the_execute_harness_reaches_the_sandbox(cloud, sb, node):
+    """The control for the table above: valid inputs through the same path are sent, and billed."""
+    cloud.setenv("DASHSCOPE_POLL_CAP", "0.5")
+    out, _, _ = execute(node).args
+    assert out.shape[-1] == 3 and sb.billable_count("volc" if node is V_NODE else "dashscope") == 1

@@ -349,5 +349,25 @@ def test_sandbox_command_serves_with_its_settings_and_refuses_unknown_ones(tmp_p
             urllib.request.urlopen(f"{url}/?Action=CVProcess&Version=2022-08-31", data=b"{}", timeout=5)
         assert refused.value.code in (400, 401, 403)
     finally:
-        proc.send_signal(signal.SIGINT)
+        # SIGTERM, not SIGINT: a test run started in the background inherits an ignored SIGINT
+        proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_a_failed_files_sidecar_names_the_paid_work_its_batch_did_not_return(tmp_path):
+    """A Volcengine file with --variants: one variant failed after another was billed (runner.BatchError);
+    the sidecar keeps that request id, so nothing is paid twice unawares."""
+    import types
+
+    outpaint, runner = module("nodes.cli.outpaint"), module("nodes.core.runner")
+    errors = module("nodes.core.errors")
+    cause = errors.VendorError("Volcengine", 50411, "refused", request_id="RID-2", billed=False)
+    spent = [runner.Spend("image 1 variant 1", "request id", "RID-1", "billed; not returned because the run failed")]
+    error = runner.BatchError("image 1 variant 2", cause, spent, {})
+    plan = types.SimpleNamespace(vendor="volc", backend="sandbox", mode="ratio", params={}, options_for=lambda i: {},
+                                 credentials=types.SimpleNamespace(base_url="http://127.0.0.1:1"))
+    source = types.SimpleNamespace(path=tmp_path / "a.png", width=8, height=8)
+    record = outpaint._error_record(source, 0, plan, error)
+    assert record["status"] == "failed" and record["error"]["request_id"] == "RID-2"
+    assert [s["id"] for s in record["error"]["spent"]] == ["RID-1"]
+    json.dumps(record)  # the sidecar is JSON

@@ -2,7 +2,14 @@
 status that tells where credentials come from without ever containing a secret."""
 
 import json
+import os
+import pathlib
 import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 
 import pytest
 from pack import module
@@ -181,3 +188,184 @@ def test_default_path_and_backends_read_the_store(tmp_path, monkeypatch):
             backends.dashscope_credentials("cloud")
     finally:
         store.set_default_path(None)
+
+
+# ---- one damaged section never costs the other one its keys (red-team F10) ---------------------
+
+@pytest.mark.parametrize("bad", ["oops", {"api_key": 5}, ["sk-list"], {"api_key": "sk-ok-000000000000", "base_url": 7}])
+def test_a_damaged_section_is_named_and_a_save_keeps_the_other_vendors_keys(tmp_path, bad):
+    path = tmp_path / "s.json"
+    good = {"access_key": ACCESS, "secret_key": SECRET}
+    path.write_text(json.dumps({"volc": good, "dashscope": bad}))
+    with pytest.raises(errors.ConfigError, match="dashscope section"):
+        store.load(path)
+    status = store.credential_status("dashscope", {}, path, tmp_path)
+    assert not status["configured"] and "dashscope section" in status["problem"]
+    assert store.credential_status("volc", {}, path, tmp_path)["source"] == "store"
+
+    store.save(path, "volc", {"session_token": "sts-token-value-00000"})  # the damaged section stays as it was
+    assert json.loads(path.read_text())["dashscope"] == bad
+    assert json.loads(path.read_text())["volc"] == {**good, "session_token": "sts-token-value-00000"}
+    store.save(path, "dashscope", {"api_key": DS_KEY})  # saving the damaged vendor replaces its section
+    assert store.load(path) == {"volc": {**good, "session_token": "sts-token-value-00000"},
+                                "dashscope": {"api_key": DS_KEY}}
+
+
+def test_wrong_types_give_a_config_error_never_a_type_error(tmp_path):
+    credentials = module("nodes.core.credentials")
+    path = tmp_path / "s.json"
+    for section, resolve in (({"volc": {"access_key": 12345678901234, "secret_key": ["x"]}}, "volc_credentials"),
+                             ({"dashscope": {"api_key": 1234567890123}}, "dashscope_credentials"),
+                             ({"dashscope": {"api_key": "sk-ok-000000000000", "base_url": 5}}, "dashscope_credentials"),
+                             ({"volc": {"api_key": "sk-x-0000", "base_url": ["http://a"]}}, "volc_credentials"),
+                             ({"volc": {"secret_key": "line\nbreak", "access_key": "AK"}}, "volc_credentials")):
+        path.write_text(json.dumps(section))
+        vendor = next(iter(section))
+        status = store.credential_status(vendor, {}, path, tmp_path)
+        assert not status["configured"] and f"{vendor} section" in status["problem"], section
+        with pytest.raises(errors.ConfigError, match=f"{vendor} section"):
+            getattr(credentials, resolve)({}, path, tmp_path)
+
+
+# ---- the file itself: only a small regular file of ours is read (red-team F11) -----------------
+
+def test_save_never_chmods_through_a_symlink(tmp_path):
+    decoy = tmp_path / "someone-elses-file.txt"
+    decoy.write_text("not ours\n")
+    decoy.chmod(0o644)
+    path = tmp_path / "cloud_outpaint" / "credentials.json"
+    path.parent.mkdir(mode=0o700)
+    os.symlink(decoy, path)
+    with pytest.raises(errors.ConfigError, match="symbolic link"):
+        store.load(path)
+    store.save(path, "dashscope", {"api_key": DS_KEY})
+    assert mode(decoy) == 0o644 and decoy.read_text() == "not ours\n"
+    assert not path.is_symlink() and mode(path) == 0o600 and store.load(path)["dashscope"]["api_key"] == DS_KEY
+
+    # the pack's folder as a symlink to someone else's folder: refused, neither chmod-ed nor written
+    other = tmp_path / "other-folder"
+    other.mkdir(mode=0o755)
+    other.chmod(0o755)
+    linked = tmp_path / "linked" / "cloud_outpaint"
+    linked.parent.mkdir()
+    os.symlink(other, linked)
+    with pytest.raises(errors.ConfigError, match="symbolic link"):
+        store.save(linked / "credentials.json", "dashscope", {"api_key": DS_KEY})
+    assert mode(other) == 0o755 and list(other.iterdir()) == []
+
+
+def test_a_fifo_at_the_store_path_does_not_block(tmp_path):
+    path = tmp_path / "credentials.json"
+    os.mkfifo(path)
+    box = {}
+
+    def read():
+        try:
+            store.load(path)
+        except errors.ConfigError as exc:
+            box["error"] = str(exc)
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():  # let the blocked reader go before failing
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, b"{}")
+        os.close(fd)
+    assert not thread.is_alive(), "reading a FIFO store blocked"
+    assert "is not a regular file" in box["error"]
+
+
+def test_a_symlink_to_dev_zero_is_not_read(tmp_path):
+    """In a child process with its address space capped, so a regression ends in MemoryError there."""
+    path = tmp_path / "cloud_outpaint" / "credentials.json"
+    path.parent.mkdir()
+    os.symlink("/dev/zero", path)
+    child = textwrap.dedent(f"""
+        import json, resource, sys
+        sys.path.insert(0, {str(pathlib.Path(__file__).parent)!r})
+        from pack import module
+        store = module("nodes.core.credential_store")
+        size = next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize"))
+        resource.setrlimit(resource.RLIMIT_AS, (size + 512 * 2**20, resource.RLIM_INFINITY))
+        print(json.dumps(store.all_status({{}}, __import__("pathlib").Path({str(path)!r}))))
+    """)
+    proc = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    status = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert all("is a symbolic link" in status[v]["problem"] for v in ("volc", "dashscope"))
+
+
+def test_the_store_is_read_only_up_to_64_kb(tmp_path):
+    path = tmp_path / "credentials.json"
+    with open(path, "wb") as f:  # 400 MB, sparse
+        f.truncate(400 * 2**20)
+    started = time.monotonic()
+    with pytest.raises(errors.ConfigError, match="over 64 KB"):
+        store.load(path)
+    assert time.monotonic() - started < 1
+    body = json.dumps({"dashscope": {"api_key": DS_KEY}, "pad": ""})
+    path.write_text(body[:-2] + "x" * (64 * 1024 - len(body)) + '"}')  # exactly 64 KB: still read
+    assert path.stat().st_size == 64 * 1024 and store.load(path)["dashscope"]["api_key"] == DS_KEY
+    path.write_text(body[:-2] + "x" * (64 * 1024 + 1 - len(body)) + '"}')
+    with pytest.raises(errors.ConfigError, match="over 64 KB"):
+        store.load(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown to another user needs root")
+def test_a_store_owned_by_another_user_is_not_read(tmp_path):
+    path = tmp_path / "credentials.json"
+    store.save(path, "dashscope", {"api_key": DS_KEY})
+    os.chown(path, 54321, -1)
+    with pytest.raises(errors.ConfigError, match="owned by another user"):
+        store.load(path)
+
+
+def test_missing_parent_folders_are_created_owner_only_under_umask_000(tmp_path):
+    path = tmp_path / "ComfyUI" / "user" / "cloud_outpaint" / "credentials.json"
+    old = os.umask(0)
+    try:
+        store.save(path, "dashscope", {"api_key": DS_KEY})
+    finally:
+        os.umask(old)
+    assert [mode(p) for p in (tmp_path / "ComfyUI", tmp_path / "ComfyUI" / "user", path.parent, path)] == \
+        [0o700, 0o700, 0o700, 0o600]
+
+
+# ---- a key is only ever sent to the base URL saved with it (red-team F1) ------------------------
+
+def test_a_new_base_url_needs_its_key_in_the_same_save(tmp_path):
+    path = tmp_path / "s.json"
+    store.save(path, "volc", {"access_key": ACCESS, "secret_key": SECRET, "session_token": "sts-token-00000000"})
+    for fields in ({"base_url": "https://gw.example"}, {"base_url": "https://gw.example", "access_key": ACCESS},
+                   {"base_url": "https://gw.example", "session_token": "sts-other-0000000"}):
+        with pytest.raises(errors.InputError, match="same save"):
+            store.save(path, "volc", fields)
+    assert store.load(path)["volc"] == {"access_key": ACCESS, "secret_key": SECRET,
+                                        "session_token": "sts-token-00000000"}
+    # the default host is the current URL when none is saved: naming it is no change
+    store.save(path, "volc", {"base_url": "https://visual.volcengineapi.com/"})
+    # a gateway key with its URL: the AK/SK and token saved for the other host are dropped
+    store.save(path, "volc", {"base_url": "https://gw.example", "api_key": "gw-key-000000000000"})
+    assert store.load(path)["volc"] == {"base_url": "https://gw.example", "api_key": "gw-key-000000000000"}
+    store.save(path, "volc", {"base_url": "https://gw.example/", "api_key": "gw-key-111111111111"})  # same URL
+    store.save(path, "dashscope", {"api_key": DS_KEY, "workspace": "ws-1"})
+    store.save(path, "dashscope", {"base_url": "https://dashscope.aliyuncs.com/api/v1", "workspace": "ws-2"})
+    with pytest.raises(errors.InputError, match="API key"):
+        store.save(path, "dashscope", {"base_url": "https://dashscope-intl.aliyuncs.com/api/v1"})
+    store.save(path, "dashscope", {"base_url": "https://dashscope-intl.aliyuncs.com/api/v1", "api_key": DS_KEY + "x"})
+    assert store.load(path)["dashscope"] == {"api_key": DS_KEY + "x", "workspace": "ws-2",
+                                             "base_url": "https://dashscope-intl.aliyuncs.com/api/v1"}
+
+
+def test_temp_files_left_by_a_killed_writer_are_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "cloud_outpaint" / "credentials.json"
+    store.save(path, "dashscope", {"api_key": DS_KEY})
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(child.stdout)  # a process that has ended
+    stale = path.with_name(f".credentials.json.{dead_pid}.1234.tmp")
+    live = path.with_name(f".credentials.json.{os.getppid()}.1234.tmp")  # a writer that is still running
+    for tmp in (stale, live):
+        tmp.write_text('{"dashscope": {"api_key": "sk-half-written"}}')
+    store.save(path, "volc", {"access_key": ACCESS, "secret_key": SECRET})
+    assert not stale.exists() and live.exists()

@@ -105,9 +105,9 @@ def test_runs_and_connection_tests_leak_no_secret(debug_logs):
 
     with Sandbox(dashscope_pending_s=0.05, dashscope_running_s=0.1) as sb:
         sb.add_volc_key(UNKNOWN_AK + "x", "unused")  # a second key pair the sandbox knows (not used by us)
-        good_aksk = credentials.VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, sb.volc_secret_key)
-        good_bearer = credentials.VolcCredentials("bearer", "test", sb.url + "/volcv/v1", api_key=sb.volc_api_key)
-        good_ds = credentials.DashScopeCredentials("test", f"{sb.url}/api/v1", sb.dashscope_api_key)
+        good_aksk = sb.volc_credentials()
+        good_bearer = sb.volc_bearer_credentials()
+        good_ds = sb.dashscope_credentials()
         bad_cases = [
             credentials.VolcCredentials("aksk", "test", sb.url, sb.volc_access_key, WRONG_SK),
             credentials.VolcCredentials("aksk", "test", sb.url, UNKNOWN_AK, UNKNOWN_AK_SK),
@@ -186,7 +186,81 @@ def test_credentials_repr_hides_secrets():
 def test_a_secret_echoed_by_the_vendor_is_blanked_in_run_errors():
     with Sandbox() as sb:
         sb.inject("volc", "error", code=50411, message=f"echo {sb.volc_secret_key}")
-        c = credentials.VolcCredentials("aksk", "t", sb.url, sb.volc_access_key, sb.volc_secret_key)
+        c = sb.volc_credentials()
         with pytest.raises(errors.ItemError) as e:
             volc_run.run(torch.rand((1, 16, 16, 3)), None, volc.VolcParams(), c, volc_run.VolcOptions(timeout_s=10))
         assert sb.volc_secret_key not in str(e.value) and "***" in str(e.value)
+
+
+# ---- a secret is blanked before a vendor text is cut, and every vendor text is capped (F7, F8) ------
+
+redaction = module("nodes.core.redaction")
+ECHOED_KEY = "sk-9f8e7d6c5b4a39281706f5e4d3c2b1a0ZZZZ"
+
+
+def pieces(secret: str, text: str, n: int = 8) -> list[str]:
+    """Every run of n characters of the secret that appears in the text."""
+    return [secret[i:i + n] for i in range(len(secret) - n + 1) if secret[i:i + n] in text]
+
+
+def echoing_proxy(cut_at: int):
+    """A proxy's 401 page that echoes the request's Authorization header, placed so that a cut of
+    the page at `cut_at` characters falls in the middle of the key."""
+    def reply(method, path, headers):
+        auth = headers.get("Authorization", "")
+        head = "<html><body><h1>401 Unauthorized</h1><pre>\nAuthorization: "
+        pad = "." * max(0, cut_at - len(head) - len("Bearer ") - 25)
+        page = head.replace("<pre>", "<pre>" + pad) + auth + "\n</pre></body></html>"
+        return 401, "text/html", page.encode()
+    return reply
+
+
+def test_a_key_echoed_by_a_proxy_page_is_blanked_before_the_page_is_cut():
+    from fake_peer import FakePeer
+
+    with FakePeer(echoing_proxy(cut_at=200)) as proxy:
+        ds_creds = credentials.DashScopeCredentials("env", f"{proxy.url}/api/v1", ECHOED_KEY)
+        with pytest.raises(errors.ItemError) as err:
+            ds_run.run(photo(512, 512), ds.DashScopeParams(), ds_creds, ds_run.DashScopeOptions(timeout_s=5), FAST)
+        node_error = str(err.value)
+        ds_test = connection_check.check_dashscope(ds_creds, timeout_s=5)
+        volc_test = connection_check.check_volc(
+            credentials.VolcCredentials("bearer", "env", proxy.url, api_key=ECHOED_KEY), timeout_s=5)
+        assert proxy.requests and all(h["Authorization"] == f"Bearer {ECHOED_KEY}" for _, _, h in proxy.requests)
+    assert "401" in node_error and "***" in node_error
+    for text in (node_error, ds_test["message"], volc_test["message"]):
+        assert pieces(ECHOED_KEY, text) == [], text
+
+
+def test_redact_blanks_pieces_of_secrets_and_header_values():
+    blank = redaction.redact_text
+    assert blank(f"key {ECHOED_KEY[:12]}", [ECHOED_KEY]) == "key ***"  # a cut key: its piece goes too
+    assert blank(f"a{ECHOED_KEY[5:20]}b", [ECHOED_KEY]) == "a***b"
+    assert blank(f"x {ECHOED_KEY[:7]}", [ECHOED_KEY]) == f"x {ECHOED_KEY[:7]}"  # under 8 characters: kept
+    assert blank("Authorization: Bearer someone-elses-token, next", []) == "Authorization: Bearer ***, next"
+    assert blank("X-Security-Token: STS.abc/def== rest", []) == "X-Security-Token: *** rest"
+    assert blank("short secret abcd here", ["abcd"]) == "short secret *** here"
+    key = "sk-ENV-dashscope-key-1234"  # the pack's own texts blank whole secrets only: hosts stay readable
+    assert blank(f"dashscope.aliyuncs.com {key}", [key], pieces=False) == "dashscope.aliyuncs.com ***"
+    assert blank("dashscope.aliyuncs.com", [key]) == "***.aliyuncs.com"  # a vendor text: pieces go
+    assert blank(None, ["abcdefgh"]) == "" and blank(12345678, []) == "12345678"
+    assert len(blank("y" * 10**7, [])) == redaction.SCANNED_CHARS
+    assert redaction.cap_text("z" * 1000) == "z" * 299 + "…" and redaction.cap_text("ok") == "ok"
+
+
+def test_a_huge_vendor_message_is_capped_in_node_errors_and_connection_tests():
+    huge = "vendor text " * (5 * 2**20 // 12)  # 5 MB
+    with Sandbox(dashscope_pending_s=0.05, dashscope_running_s=0.1) as sb:
+        volc_creds = sb.volc_credentials()
+        ds_creds = sb.dashscope_credentials()
+        sb.inject("volc", "error", code=50411, message=huge)
+        with pytest.raises(errors.ItemError) as volc_err:
+            volc_run.run(photo(48, 64), None, volc_params(), volc_creds, volc_run.VolcOptions(timeout_s=20))
+        sb.inject("dashscope", "task_failed", code="InvalidParameter.ImageContent", message=huge)
+        with pytest.raises(errors.ItemError) as ds_err:
+            ds_run.run(photo(512, 512), ds.DashScopeParams(), ds_creds, ds_run.DashScopeOptions(timeout_s=20), FAST)
+        sb.inject("volc", "error", times=3, code=50500, message=huge)
+        volc_test = connection_check.check_volc(volc_creds, timeout_s=10)
+    for text in (str(volc_err.value), str(ds_err.value), volc_test["message"]):
+        assert "vendor text" in text and len(text) < 1000, len(text)
+    assert "50411" in str(volc_err.value) and "InvalidParameter.ImageContent" in str(ds_err.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pathlib
 import signal
@@ -84,6 +85,9 @@ def _error_record(source: Source, index: int, plan: VolcPlan | DashScopePlan, er
         entry.update(code=str(cause.code), meaning=cause.meaning, vendor_message=cause.message,
                      http_status=cause.http_status, request_id=cause.request_id, task_id=cause.task_id,
                      billed=cause.billed)
+    spent = getattr(error, "spent", None)  # runner.BatchError: paid work of this file that is not returned
+    if spent:
+        entry["spent"] = [dataclasses.asdict(s) for s in spent]
     return {**_describe(source, [source.width, source.height], plan, index), "status": "failed", "error": entry}
 
 

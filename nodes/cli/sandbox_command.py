@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 from .exits import EXIT_OK, UsageError
 
@@ -20,5 +22,7 @@ def cmd_sandbox(args) -> int:
         sandbox = Sandbox(args.port, echo=None if args.quiet else sys.stdout, **settings)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-    serve_forever(sandbox)
+    stop = threading.Event()  # Ctrl-C ends it too (KeyboardInterrupt inside serve_forever)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())  # as a service manager or `kill` stops it
+    serve_forever(sandbox, stop=stop)
     return EXIT_OK

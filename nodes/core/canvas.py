@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from . import widgets
+from . import imagecodec, widgets
 from .errors import InputError
 from .geometry import Placement
 from .widgets import FEATHER_CURVES, FILL_MODES
@@ -46,7 +46,10 @@ def build(image, settings: Mapping[str, Any], mask: torch.Tensor | None = None) 
     image = check_image(image)
     values = {name: w.check(settings.get(name, w.default), "MaskCanvasBuilder") for name, w in widgets.CANVAS.items()}
     batch, height, width, _ = image.shape
-    placement = widgets.plan_expansion(width, height, values)
+    placement = widgets.plan_expansion(width, height, values)  # first: it refuses an absurd size cheaply
+    imagecodec.check_finite(image, "image")  # NaN would pass through into the canvas and the mask
+    if isinstance(mask, torch.Tensor):
+        imagecodec.check_finite(mask, "mask")
     out_mask, band = build_mask(placement, batch, values["feathering"], values["overlap"], values["feather_curve"],
                                 dtype=image.dtype, device=image.device)
     if band.clamped:
@@ -74,6 +77,17 @@ def check_image(image) -> torch.Tensor:
     if not image.is_floating_point():
         raise InputError(f"image dtype is {image.dtype}; ComfyUI IMAGEs are float tensors in 0..1")
     return image
+
+
+def rgb_image(image) -> tuple[torch.Tensor, str | None]:
+    """check_image, then the 3 channels a vendor is sent, as a view (no copy): alpha dropped, grey
+    repeated; the note says which (for the run's info). Everything after a paid call then works on RGB."""
+    image = check_image(image)
+    if image.shape[-1] == 4:
+        return image[..., :3], "the image has an alpha channel (4 channels): alpha dropped, the RGB sent"
+    if image.shape[-1] == 1:
+        return image.expand(-1, -1, -1, 3), "grey image (1 channel): sent as RGB"
+    return image, None
 
 
 def check_mask(mask, batch: int, sizes: dict[str, tuple[int, int]]) -> tuple[torch.Tensor, str]:

@@ -47,12 +47,21 @@ class BatchOutput:
         return note
 
 
+def _channels_like(source: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
+    """The source with the result's channel count (a view): alpha dropped, grey repeated. The runs send
+    RGB already; this keeps a paste-back after a paid call from failing on an input's shape."""
+    have, want = source.shape[-1], generated.shape[-1]
+    if have == want:
+        return source
+    return source[..., :want] if have > want else source[..., :1].expand(*source.shape[:-1], want)
+
+
 def paste_original(generated: torch.Tensor, original: torch.Tensor, placement, mask: torch.Tensor) -> torch.Tensor:
     """Blend `original` (any size: resized to the placement) into `generated` [1,Ho,Wo,3] in place,
     inside the placement box, through `mask` [1,Ho,Wo] (1 = keep generated). Only the box is touched."""
     p = placement
     box = (slice(None), slice(p.y, p.y + p.height), slice(p.x, p.x + p.width))
-    source = resize_image(original.to(generated.device, generated.dtype), p.width, p.height)
+    source = resize_image(_channels_like(original, generated).to(generated.device, generated.dtype), p.width, p.height)
     generated[box] = torch.lerp(source, generated[box], mask[box][..., None].to(generated.dtype))
     return generated
 
@@ -71,6 +80,7 @@ def paste_back(generated: torch.Tensor, source: torch.Tensor, mask: torch.Tensor
     if len(rows) == 0:
         return generated, m
     y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    source = _channels_like(source, generated)
     if source.shape[1:3] != (height, width):
         source = resize_image(source.to(generated.dtype), width, height)
     box = (slice(None), slice(y0, y1), slice(x0, x1))

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from . import backends, dashscope, transport, volc, volc_answers
 from .credentials import DashScopeCredentials, VolcCredentials
 from .errors import ConfigError, InputError, VendorError
+from .redaction import cap_text, redact_text
 
 TIMEOUT_S = 15.0
 BACKOFF = transport.Backoff(base=0.5, cap=2.0, max_attempts=3)
@@ -30,23 +31,16 @@ VOLC_WORKING_CODES = {50206, 50200, 50201, 50204}
 VENDORS = ("volc", "dashscope")
 
 
-def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
 def _answer(ok: bool, message: str, source: str | None, code=None, request_id=None,
             secrets: list[str] = ()) -> dict:
-    return {"ok": ok, "message": _scrub(message, list(secrets)), "code": None if code is None else str(code),
+    return {"ok": ok, "message": redact_text(message, secrets, pieces=False), "code": None if code is None else str(code),
             "request_id": request_id or None, "source": source}
 
 
 def _failure(error: VendorError, source: str, secrets: list[str]) -> dict:
     message = error.meaning
     if error.message and error.message not in error.meaning:
-        message += f" ({error.vendor} says: {error.message[:300]})"
+        message += f" ({error.vendor} says: {cap_text(redact_text(error.message, secrets))})"
     if error.code in ("ConnectionFailed", "ConnectionLost", "ReadTimeout", "Timeout", "NetworkError"):
         message += "; check the network, proxy settings (HTTPS_PROXY) and the base URL"
     return _answer(False, message, source, error.code, error.request_id, secrets)

@@ -7,8 +7,12 @@ Where it lives:
 - elsewhere: $CLOUD_OUTPAINT_STORE if set, else ~/.config/cloud-outpaint/credentials.json.
 
 Writes are atomic (a temp file in the same directory, then os.replace) and owner-only (file 0600,
-directory 0700). Nothing here ever returns or logs a secret: credential_status() gives only where
-the credentials come from and the last four characters of the access key / API key.
+missing folders 0700), never through a symlink (private_file.py). Reading (credentials.read_store)
+takes only a small regular file of ours and checks every section's types: a damaged section is
+reported by name and a save keeps the other section as it was. A key is only ever sent to the base
+URL saved with it, so a save that changes the base URL must carry the key too (save()).
+Nothing here ever returns or logs a secret: credential_status() gives only where the credentials
+come from and the last four characters of the access key / API key.
 """
 
 from __future__ import annotations
@@ -16,24 +20,16 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import re
 import threading
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
-from . import credentials
+from . import credentials, private_file
+from .credentials import FIELDS, MAX_CHARS, SECRET_FIELDS, VENDORS  # noqa: F401 - part of this module's API
 from .errors import ConfigError, InputError
 
 FILE_NAME = "credentials.json"
 PACK_DIR_NAMES = ("cloud_outpaint", "cloud-outpaint")  # directories that are ours to chmod 0700
 ENV_VAR = "CLOUD_OUTPAINT_STORE"
-VENDORS = ("volc", "dashscope")
-FIELDS = {
-    "volc": ("access_key", "secret_key", "session_token", "api_key", "base_url"),
-    "dashscope": ("api_key", "base_url", "workspace"),
-}
-MAX_CHARS = 512
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _lock = threading.Lock()
 _default_path: pathlib.Path | None = None  # set by the ComfyUI layer (routes.install) at load time
@@ -65,136 +61,107 @@ def default_path(env: Mapping[str, str] = os.environ) -> pathlib.Path:
 # ---- read ----------------------------------------------------------------------------------------
 
 def load(path: pathlib.Path) -> dict:
-    """The whole store ({} when the file does not exist). A damaged file raises ConfigError, naming
-    the file but never quoting its content."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except OSError as exc:
-        raise ConfigError(f"the credential store {path} cannot be read: {exc.__class__.__name__}") from None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        raise ConfigError(f"the credential store {path} is not valid JSON; clear it in the Cloud Outpaint "
-                          "settings or delete the file") from None
-    if not isinstance(data, dict) or any(not isinstance(data.get(v, {}), dict) for v in VENDORS):
-        raise ConfigError(f"the credential store {path} does not have the expected shape; clear it in the "
-                          "Cloud Outpaint settings or delete the file")
-    return data
+    """The checked sections ({} when the file does not exist). A file that cannot be used or a
+    damaged section raises ConfigError, naming the file (and section) but never quoting it."""
+    contents = credentials.read_store(path)
+    if contents.damaged:
+        raise ConfigError("; ".join(contents.damaged.values()))
+    return contents.sections
 
 
-def _load_for_update(path: pathlib.Path) -> dict:
-    """Like load(), but a damaged file counts as empty: nothing usable would be lost by rewriting it."""
+def _load_for_update(path: pathlib.Path) -> tuple[dict, dict]:
+    """(what to write back, the checked sections). A damaged section is written back as it was
+    found (its keys are not lost to another vendor's save); a file that cannot be used at all
+    holds nothing usable and is replaced."""
     try:
-        return load(path)
+        contents = credentials.read_store(path)
     except ConfigError:
-        if path.is_file():
-            return {}
-        raise
+        return {}, {}
+    return dict(contents.raw), contents.sections
 
 
 # ---- validate ------------------------------------------------------------------------------------
 
 def check_vendor(vendor) -> str:
-    if vendor not in VENDORS:
-        raise InputError(f"vendor {vendor!r}: use one of {', '.join(VENDORS)}")
+    if not isinstance(vendor, str) or vendor not in VENDORS:
+        raise InputError(f"vendor {vendor!r}: use one of {', '.join(VENDORS)}"[:200])
     return vendor
 
 
 def clean_fields(vendor: str, fields: Mapping) -> dict[str, str]:
-    """The non-empty fields, stripped and checked; unknown names, non-strings, control characters
-    (newlines), over-long values and non-http(s) base URLs raise InputError (which never quotes a value)."""
+    """The non-empty fields, stripped and checked (credentials.clean_value): unknown names,
+    non-strings, lone surrogates, control characters, over-long values and base URLs that are not
+    https:// (http:// for loopback) or carry user:password@ raise InputError, which names the
+    field and never quotes a value."""
     check_vendor(vendor)
     allowed = FIELDS[vendor]
     unknown = sorted(str(k) for k in fields if k not in allowed)
     if unknown:
-        raise InputError(f"unknown field(s) for {vendor}: {', '.join(unknown)}; allowed: {', '.join(allowed)}")
+        raise InputError(f"unknown field(s) for {vendor}: {', '.join(unknown)}; allowed: {', '.join(allowed)}"
+                         .encode("utf-8", "replace").decode("utf-8"))
     cleaned = {}
     for name, value in fields.items():
         if value is None:
             continue
-        if not isinstance(value, str):
-            raise InputError(f"{vendor} {name} must be a string")
-        value = value.strip()
-        if not value:
-            continue
-        if len(value) > MAX_CHARS:
-            raise InputError(f"{vendor} {name} is {len(value)} characters long; at most {MAX_CHARS} are accepted")
-        if _CONTROL.search(value):
-            raise InputError(f"{vendor} {name} contains a line break or another control character")
-        if name == "base_url":
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment \
-                    or " " in value:
-                raise InputError(f"{vendor} base_url must be an http:// or https:// URL without query or "
-                                 "fragment, e.g. https://dashscope.aliyuncs.com/api/v1")
-            value = value.rstrip("/")
-        elif " " in value:
-            raise InputError(f"{vendor} {name} contains a space")
-        cleaned[name] = value
+        try:
+            value = credentials.clean_value(name, value)
+        except ValueError as problem:
+            raise InputError(f"{vendor} {name} {problem}") from None
+        if value:
+            cleaned[name] = value
     return cleaned
+
+
+def _merge(vendor: str, old: dict, new: dict) -> dict:
+    """The vendor's new section. A key is sent only to the base URL saved with it, so a new base
+    URL is refused unless the same save carries a complete key; the stored secrets the save does
+    not repeat (say an STS token, or the AK/SK when a gateway key comes) are then dropped."""
+    url = new.get("base_url")
+    if url is not None and url != old.get("base_url", credentials.DEFAULT_BASE[vendor]):
+        complete = bool(new.get("api_key")) or (vendor == "volc" and bool(new.get("access_key"))
+                                                 and bool(new.get("secret_key")))
+        if not complete:
+            what = "the access key and secret key (or the gateway API key)" if vendor == "volc" else "the API key"
+            raise InputError(f"{vendor} base_url: a new base URL is saved only together with {what}, entered again "
+                             "in the same save (a saved key is only ever sent to the URL it was saved with)")
+        old = {k: v for k, v in old.items() if k not in SECRET_FIELDS[vendor]}
+    return {**old, **new}
 
 
 # ---- write ---------------------------------------------------------------------------------------
 
-def _prepare_dir(directory: pathlib.Path) -> None:
-    if not directory.exists():
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
-    elif directory.name in PACK_DIR_NAMES:
-        os.chmod(directory, 0o700)
-
-
 def _write(path: pathlib.Path, data: dict) -> None:
-    """Atomic, owner-only replace. The text is built before anything touches the disk, and a failure
-    at any step leaves the previous file as it was (the temp file is removed)."""
+    """Atomic, owner-only replace; the text is built before anything touches the disk."""
     text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
-    _prepare_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    encoded = text.encode("utf-8")
     try:
-        try:
-            os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask too
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    os.chmod(path, 0o600)
+        private_file.make_private_dirs(path.parent, PACK_DIR_NAMES)
+    except private_file.UnsafeFile as problem:
+        raise ConfigError(f"{problem}: the keys are not written through it") from None
+    private_file.write_private(path, encoded)
 
 
 def save(path: pathlib.Path, vendor: str, fields: Mapping) -> dict:
-    """Merge `fields` into the vendor's section: non-empty fields replace, other keys are kept.
-    Returns the whole new store (contains secrets: for the caller's use only, never to be sent)."""
+    """Merge `fields` into the vendor's section: non-empty fields replace, other keys are kept
+    (see _merge for a new base URL). Returns the checked sections of the new store (contains
+    secrets: for the caller's use only, never to be sent)."""
     cleaned = clean_fields(vendor, fields)
     with _lock:
-        data = _load_for_update(path)
-        section = {k: v for k, v in (data.get(vendor) or {}).items() if k in FIELDS[vendor]}
-        section.update(cleaned)
-        data[vendor] = section
-        if path.exists():
-            os.chmod(path, 0o600)
+        data, sections = _load_for_update(path)
+        data[vendor] = _merge(vendor, sections.get(vendor, {}), cleaned)
         _write(path, data)
-        return data
+        return {**sections, vendor: data[vendor]}
 
 
 def clear(path: pathlib.Path, vendor: str) -> dict:
-    """Remove the vendor's section (the other vendor's is kept)."""
+    """Remove the vendor's section (the other vendor's is kept, damaged or not)."""
     check_vendor(vendor)
     with _lock:
-        data = _load_for_update(path)
-        if vendor not in data and path.exists():
-            return data
-        data.pop(vendor, None)
+        data, sections = _load_for_update(path)
+        data.pop(vendor, None)  # written even when absent: that replaces a file that cannot be used
+        sections.pop(vendor, None)
         _write(path, data)
-        return data
+        return sections
 
 
 # ---- status (never a secret) ---------------------------------------------------------------------
@@ -211,7 +178,7 @@ def credential_status(vendor: str, env: Mapping[str, str] = os.environ, store_pa
     """Where the vendor's credentials come from, with no secret in it (safe to send to the browser)."""
     check_vendor(vendor)
     try:
-        stored = (load(store_path).get(vendor) or {}) if store_path is not None else {}
+        stored = credentials.read_store(store_path).sections.get(vendor, {})
     except ConfigError:
         stored = {}
     status = {"configured": False, "source": None, "hint": None, "base_url": None, "problem": None,

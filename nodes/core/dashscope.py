@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import requests
 
-from . import answers, geometry, hosts, imageheader, transport
+from . import answers, env_settings, geometry, hosts, imageheader, transport
 from .credentials import DashScopeCredentials
 from .dashscope_answers import (
     SUCCEEDED,
@@ -63,9 +63,12 @@ class DashScopeConfig:
     max_download_bytes: int = 64 * 2**20
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "DashScopeConfig":
-        return cls(poll_cap=float(env.get("DASHSCOPE_POLL_CAP", cls.poll_cap)),
-                   creates_per_second=float(env.get("DASHSCOPE_CREATES_PER_SECOND", cls.creates_per_second)))
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> DashScopeConfig:
+        """The settings from DASHSCOPE_* variables; a bad value is an InputError naming its variable."""
+        return cls(poll_cap=env_settings.number(env, "DASHSCOPE_POLL_CAP", cls.poll_cap, cls.poll_first, 60,
+                                                unit="s"),
+                   creates_per_second=env_settings.number(env, "DASHSCOPE_CREATES_PER_SECOND",
+                                                          cls.creates_per_second, 0.01, 100))
 
     def next_poll(self, elapsed: float, backoff: float, expected: float) -> float:
         """Seconds to wait before the next poll, `elapsed` seconds after the task was created."""

@@ -5,9 +5,11 @@ optional paste-back -> RunResult: IMAGE batch, MASK of the generated area, typed
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 
@@ -20,21 +22,27 @@ from .dashscope import (
     TaskResult,
     upload_name,
 )
-from .dashscope_answers import SUCCEEDED, VENDOR, task_error
-from .errors import Cancelled, InputError, ItemError, VendorError
+from .dashscope_answers import SUCCEEDED, TERMINAL, VENDOR, task_error
+from .errors import Cancelled, InputError, VendorError
 from .runner import (
     CommonOptions,
+    JobReport,
     RunHooks,
     RunInfo,
     RunResult,
+    Spend,
+    Stopped,
     implausibly_small,
     run_batch,
 )
 
+# DashScope's task ids are UUIDs (spec B.4 examples); a resumed id is pasted into /tasks/{id}[/cancel]
+TASK_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 WATERMARK_ZONE = (0.3, 0.1)  # bottom-left width, height fractions left to the vendor when it adds its mark
 
 
 _W = widgets.DASHSCOPE
+log = logging.getLogger(__name__)
 
 
 @dataclass(kw_only=True)
@@ -52,6 +60,10 @@ class DashScopeOptions(CommonOptions):
         if not isinstance(self.resume_task_ids, list) or \
                 not all(isinstance(t, str) and t for t in self.resume_task_ids):
             raise InputError("resume_task_ids must be a list of task ids (text)")
+        for task_id in self.resume_task_ids:  # each goes into a URL path: nothing but an id may pass
+            if not TASK_ID.fullmatch(task_id):
+                raise InputError(f"resume_task_ids: {task_id[:50]!r} is not a DashScope task id (a UUID such as "
+                                 "d76ec1e8-ea27-4038-8913-235c88ef0f70, from the info output of an earlier run)")
 
 
 @dataclass
@@ -99,14 +111,15 @@ def parse_task_ids(text: str) -> list[str]:
 
 def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScopeConfig,
                   image_format: str) -> list[_Item]:
-    """Fit every image into 512..4096 px and 10 MB and check the plan, before any paid call."""
-    image = canvas.check_image(image)
+    """Fit every image into 512..4096 px and 10 MB and check the plan, before any paid call.
+    Any IMAGE is taken; what is sent is its RGB (canvas.rgb_image), and the notes say what changed."""
+    image, input_note = canvas.rgb_image(image)
     _, height, width, _ = image.shape
     params.validate()
     params.plan(width, height)  # the user's values, in the user's pixels, must be valid as given
     items = []
     for b in range(image.shape[0]):
-        arr, notes = imagecodec.image_to_uint8(image[b:b + 1])[0], []
+        arr, notes = imagecodec.image_to_uint8(image[b:b + 1])[0], [input_note] * bool(input_note)
         s = geometry.dashscope_input_scale(width, height)
         if s != 1.0:
             arr = imagecodec.resize_u8(arr, round(width * s), round(height * s))
@@ -133,28 +146,63 @@ def resume_hint(task_id: str, outcome: str) -> str:
     return f"task {outcome}; if it still finishes, put {task_id} in resume_task_ids to fetch it without paying again"
 
 
-def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: str | None, report) -> TaskResult:
+def resume_advice(spent: list[Spend]) -> str:
+    """For a failed batch: how to fetch the other images' tasks without paying for them again."""
+    tasks = [s for s in spent if s.kind == "task id"]
+    if not tasks:
+        return ""
+    return (f"to fetch {'that task' if len(tasks) == 1 else 'those tasks'} later without paying again, run "
+            f"{', '.join(s.label for s in tasks)} as a batch of {'its' if len(tasks) == 1 else 'their'} own with "
+            f"resume_task_ids = {','.join(s.id for s in tasks)}")
+
+
+class _Done(NamedTuple):
+    """One job's result: the finished task and its image, decoded in the worker."""
+
+    result: TaskResult
+    image: torch.Tensor  # [1,H,W,3], as the vendor returned it
+
+
+def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: str | None,
+         report: JobReport) -> _Done:
+    def unless_stopping(text: str) -> None:  # before the task exists, a retry wait is a safe place to stop
+        if report.stopping:
+            raise Stopped()
+        report(text)
+
     if resume_id:
         task_id, request_id = resume_id, ""
     else:
         report("uploading")
-        url = client.upload(item.payload, upload_name(index, fmt), on_wait=report)
-        report("submitting")
+        url = client.upload(item.payload, upload_name(index, fmt), on_wait=unless_stopping)
+        unless_stopping("submitting")
         try:
-            task_id, request_id = client.create(url, item.params, on_wait=report)
+            task_id, request_id = client.create(url, item.params, on_wait=unless_stopping)
         except VendorError as exc:
             if exc.task_id:  # a malformed answer that still names its task: it may run, and be billed
                 raise _naming_task(exc, exc.task_id, resume_hint(exc.task_id, client.cancel(exc.task_id)))
             raise
+    report.spend("task id", task_id)
     created = time.monotonic()  # for a resumed task: when we started watching it
 
     def on_state(state: str) -> None:
         report(f"task {task_id}: {state} {time.monotonic() - created:.0f} s")
+        if report.stopping and state not in TERMINAL:
+            raise Stopped()
 
     try:
         answer, polls = client.wait(task_id, on_state, on_wait=report, created=created)
+    except Stopped:  # another image failed: stop paying for this one if the vendor still allows it
+        outcome = client.cancel(task_id)
+        report.spend("task id", task_id, f"task {outcome}" + ("" if outcome == "cancelled" else
+                                                             ": it may still finish and be billed"),
+                     billed=False if outcome == "cancelled" else None)
+        raise
     except BaseException as exc:  # noqa: BLE001 - interrupted, timed out, malformed, a bug: stop paying if we can
-        raise _naming_task(exc, task_id, resume_hint(task_id, client.cancel(task_id)))
+        hint = resume_hint(task_id, client.cancel(task_id))
+        if isinstance(exc, Cancelled) or not isinstance(exc, Exception):  # an interrupt shows no error: log it
+            log.warning("DashScope: run interrupted while waiting for task %s: %s", task_id, hint)
+        raise _naming_task(exc, task_id, hint)
     if answer.task_status != SUCCEEDED:
         raise task_error(answer, task_id)  # finished: nothing to cancel
     try:
@@ -163,7 +211,23 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
     except Exception as exc:  # noqa: BLE001 - the task is done and billed; its result can be fetched again
         raise _naming_task(exc, task_id, f"the task succeeded: put {task_id} in resume_task_ids to fetch its "
                            "result again without paying", billed=True)
-    return TaskResult(task_id, image, answer, request_id, polls, time.monotonic() - created)
+    result = TaskResult(task_id, image, answer, request_id, polls, time.monotonic() - created)
+    return _Done(result, _decoded(result, item))
+
+
+def _decoded(result: TaskResult, item: _Item) -> torch.Tensor:
+    """The result's image, or the VendorError that says why it is not usable."""
+    try:
+        generated = imagecodec.decode_image(result.image)
+    except imagecodec.DecodeError as exc:
+        raise VendorError(VENDOR, "BadResult", "the result image could not be read", message=str(exc),
+                          task_id=result.task_id, billed=True) from exc
+    out_h, out_w = generated.shape[1:3]
+    expected = (item.plan.canvas_width, item.plan.canvas_height)
+    if implausibly_small((out_w, out_h), expected):
+        raise VendorError(VENDOR, "BadResult", f"the vendor's image is {out_w}x{out_h}, far from the {expected[0]}x"
+                          f"{expected[1]} expected: not a usable result", task_id=result.task_id, billed=True)
+    return generated
 
 
 def _naming_task(exc: BaseException, task_id: str, hint: str, billed: bool | None = None) -> BaseException:
@@ -186,6 +250,7 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
         hooks: RunHooks = RunHooks()) -> RunResult:
     options.validate()
     items = prepare_items(image, params, config, options.image_format)
+    image, _ = canvas.rgb_image(image)  # what was sent, and what the paste-back uses (a view)
     resume = options.resume_task_ids
     if resume and len(resume) != len(items):
         raise InputError(f"{len(resume)} task id(s) given in resume_task_ids for a batch of {len(items)} "
@@ -196,30 +261,23 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
     jobs = [lambda report, i=i: _job(client, items[i], i, options.image_format, resume[i] if resume else None,
                                      report) for i in range(len(items))]
     try:
-        results = run_batch(jobs, [f"image {i + 1}" for i in range(len(items))], control=control,
-                            concurrency=options.concurrency, hooks=hooks)
+        done = run_batch(jobs, [f"image {i + 1}" for i in range(len(items))], control=control,
+                         concurrency=options.concurrency, hooks=hooks, advice=resume_advice)
     finally:
         session.close()
-    return assemble(image, items, results, params, options)
+    return assemble(image, items, done, params, options)
 
 
-def assemble(image: torch.Tensor, items: list[_Item], results: list[TaskResult], params: DashScopeParams,
+def assemble(image: torch.Tensor, items: list[_Item], done: list[_Done], params: DashScopeParams,
              options: DashScopeOptions) -> RunResult:
+    """Map back to the input's pixel scale, paste back, report; `image` is the RGB input (rgb_image),
+    so nothing here depends on the input's shape."""
     batch, report = composite.BatchOutput(len(items)), []
     _, height, width, _ = image.shape
     seam = max(2, round(0.02 * min(width, height))) if options.keep_original else 0
-    for i, (item, result) in enumerate(zip(items, results)):
-        try:
-            generated = imagecodec.decode_image(result.image)
-        except imagecodec.DecodeError as exc:
-            raise ItemError(f"image {i + 1}", VendorError(VENDOR, "BadResult", "the result image could not be read",
-                                                          message=str(exc), task_id=result.task_id, billed=True))
+    for i, (item, (result, generated)) in enumerate(zip(items, done)):
         out_h, out_w = generated.shape[1:3]
         expected = (item.plan.canvas_width, item.plan.canvas_height)
-        if implausibly_small((out_w, out_h), expected):
-            raise ItemError(f"image {i + 1}", VendorError(
-                VENDOR, "BadResult", f"the vendor's image is {out_w}x{out_h}, far from the {expected[0]}x"
-                f"{expected[1]} expected: not a usable result", task_id=result.task_id, billed=True))
         # back to the input's own pixel scale, so the expansion is what was asked in the user's pixels
         tw, th = round(out_w / item.scale), round(out_h / item.scale)
         generated = composite.resize_image(generated, tw, th)

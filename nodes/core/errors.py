@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .redaction import cap_text
+
 
 class InputError(ValueError):
     """Bad input found before any work or money was spent.
@@ -42,7 +44,7 @@ class VendorError(RuntimeError):
     def describe(self) -> str:
         parts = [f"{self.vendor} error {self.code}: {self.meaning}"]
         if self.message and self.message not in self.meaning:
-            parts.append(f"(vendor says: {self.message})")
+            parts.append(f"(vendor says: {cap_text(self.message)})")
         ids = [f"{name} {value}" for name, value in (("HTTP", self.http_status), ("request id", self.request_id),
                                                      ("task id", self.task_id)) if value]
         if ids:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import math
 import struct
 import zlib
 
@@ -37,15 +38,30 @@ def _as_batch(image: torch.Tensor) -> torch.Tensor:
     return image
 
 
+def check_finite(values: torch.Tensor, what: str) -> None:
+    """InputError if a float tensor holds NaN or +-inf. amax/amin propagate NaN and, unlike a float64 sum
+    or aminmax on a strided view, allocate nothing the size of the input."""
+    if values.is_floating_point() and values.numel() and not (
+            math.isfinite(values.amax()) and math.isfinite(values.amin())):
+        raise InputError(f"the {what} contains NaN or infinite values")
+
+
+_CHUNK_ELEMENTS = 1 << 22  # converted at a time: the float scratch stays ~16 MB whatever the image size
+
+
 def _to_uint8(values: torch.Tensor, what: str) -> np.ndarray:
+    """[B,H,...] float in 0..1 -> uint8 array of the same shape, row block by row block."""
     if values.dtype == torch.uint8:
         return values.cpu().numpy()
-    # One float64 sum finds any NaN/inf (they poison it) at a fraction of isfinite().all()'s cost.
-    if not bool(torch.isfinite(values.sum(dtype=torch.float64))):
-        raise InputError(f"the {what} contains NaN or infinite values")
-    # Round half up, then clamp *before* the cast: out-of-range values must not wrap around.
-    scaled = values.to(torch.float32).mul(255.0).add_(0.5).clamp_(0, 255)
-    return scaled.to(torch.uint8).cpu().numpy()
+    check_finite(values, what)
+    out = torch.empty(values.shape, dtype=torch.uint8)
+    rows = max(1, _CHUNK_ELEMENTS // max(1, values[0, :1].numel()))
+    for b in range(values.shape[0]):
+        for y in range(0, values.shape[1], rows):
+            part = values[b, y:y + rows].to(torch.float32)
+            # Round half up, then clamp *before* the cast: out-of-range values must not wrap around.
+            out[b, y:y + rows] = part.mul(255.0).add_(0.5).clamp_(0, 255)
+    return out.numpy()
 
 
 def image_to_uint8(image: torch.Tensor, alpha_background: tuple[float, float, float] | None = None) -> np.ndarray:

@@ -7,11 +7,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
-from . import imagecodec, transport
+from . import transport
 from .errors import Cancelled, InputError, ItemError, VendorError
 from .widgets import Widget
 
@@ -81,50 +82,179 @@ class RunHooks:
     progress: Callable[[int, int], None] = lambda done, total: None
 
 
-Job = Callable[[Callable[[str], None]], object]  # a job gets a `report(state_text)` callback
+@dataclass
+class Spend:
+    """Paid work of one job, recorded as it happens: an id the vendor may bill."""
+
+    label: str  # the job's label ("image 2 variant 1")
+    kind: str  # "request id" | "task id"
+    id: str
+    state: str = ""  # what became of it, in words ("not cancelled: ..."); "" = in flight
+    billed: bool | None = None  # False once it is known not to be billed (a cancelled task)
+
+
+class Stopped(Exception):
+    """A job gave up because another job of the batch failed (it recorded its paid work first)."""
+
+
+class JobReport:
+    """What a job is given: call it with a state text for the status line; `spend` records paid work
+    (named in the error if the batch fails); `stopping` turns true once another job has failed, and
+    the job should then start nothing new that costs money."""
+
+    def __init__(self, batch: _Batch, index: int):
+        self._batch, self._index = batch, index
+
+    def __call__(self, text: str) -> None:
+        self._batch.states[self._index] = text
+
+    @property
+    def stopping(self) -> bool:
+        return self._batch.failure is not None
+
+    def spend(self, kind: str, id_: str, state: str = "", billed: bool | None = None) -> None:
+        self._batch.spend(Spend(self._batch.labels[self._index], kind, id_, state, billed))
+
+
+Job = Callable[[JobReport], object]
+
+
+class BatchError(ItemError):
+    """One item failed. Besides the cause, it names the paid work of the batch that is not returned
+    (`spent`: results already billed, tasks still running) so that nothing is paid twice unawares;
+    `results` keeps what the finished jobs returned, by label."""
+
+    def __init__(self, label: str, cause: BaseException, spent: list[Spend], results: dict, advice: str = ""):
+        super().__init__(label, cause)
+        self.spent, self.results = spent, results
+        if spent:
+            self.args = (f"{self.args[0]}. Paid work of this run that is not returned: "
+                         + "; ".join(f"{s.label}: {s.kind} {s.id}" + (f" ({s.state})" if s.state else "")
+                                     for s in spent) + (f"; {advice}" if advice else ""),)
+
+
+class _Batch:
+    """The shared state of one run_batch: job states, the first failure, the paid work so far."""
+
+    def __init__(self, labels: list[str]):
+        self.labels = labels
+        self.states: dict[int, str] = {}
+        self.ended: set[int] = set()
+        self.results: dict[int, object] = {}
+        self.failure: tuple[int, Exception] | None = None
+        self.other_failures: list[tuple[int, Exception]] = []
+        self.spends: list[Spend] = []
+        self._lock = threading.Lock()
+
+    def spend(self, entry: Spend) -> None:
+        with self._lock:
+            self.spends = [s for s in self.spends if s.id != entry.id] + [entry]
+
+    def fail(self, index: int, exc: Exception) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = (index, exc)
+            else:
+                self.other_failures.append((index, exc))
+
+    def unreturned(self, label: str, cause: BaseException) -> list[Spend]:
+        """Every id of the batch that may be billed, except those the cause names itself."""
+        own = {getattr(cause, "request_id", None), getattr(cause, "task_id", None)} - {None, ""}
+        found = {s.id: s for s in self.spends if not (s.label == label and s.id in own)}
+        failed = {self.labels[index]: exc for index, exc in self.other_failures}
+        for other, exc in failed.items():  # ids only the error knows
+            for kind in ("request id", "task id"):
+                value = getattr(exc, kind.replace(" ", "_"), None)
+                if value and value not in found:
+                    found[value] = Spend(other, kind, value)
+        finished = {self.labels[index] for index in self.results}
+        for s in found.values():
+            if s.state:
+                continue
+            if s.label in finished:
+                s.state, s.billed = "finished and billed; not returned because the run failed", True
+            elif s.label in failed:
+                s.state, s.billed = f"failed too ({getattr(failed[s.label], 'code', 'error')})", \
+                    getattr(failed[s.label], "billed", None)
+            else:
+                s.state = "still in flight when the run stopped: it may be billed"
+        return [s for s in found.values() if s.billed is not False]
+
+
+_SKIPPED = object()  # a job that did not run, or stopped, because another one failed
 
 
 def run_batch(jobs: list[Job], labels: list[str], *, control: transport.RunControl, concurrency: int,
-              hooks: RunHooks) -> list:
-    """Results in job order; a failed job raises ItemError naming its label (its error is the cause).
+              hooks: RunHooks, advice: Callable[[list[Spend]], str] = lambda spent: "") -> list:
+    """Results in job order. When a job fails, jobs not started yet are dropped, the running ones
+    finish (or stop, where `stopping` lets them) and the first failure raises BatchError naming its
+    label and every id of the batch that may be billed; `advice(spent)` adds what to do about them.
 
-    Cancelled, and what the front end's own hooks raise (ComfyUI's interrupt), pass unchanged."""
-    states: dict[int, str] = {}
+    Cancelled, and what the front end's own hooks raise (ComfyUI's interrupt), pass unchanged: an
+    interrupt ends the run at once."""
+    batch = _Batch(labels)
     finished = 0
 
     def wrap(index: int):
         def go():
-            states[index] = "sending"
-            result = jobs[index](lambda text: states.__setitem__(index, text))
-            states[index] = "done"
+            if batch.failure is not None:
+                return _SKIPPED
+            batch.states[index] = "sending"
+            try:
+                result = jobs[index](JobReport(batch, index))
+            except Stopped:
+                return _SKIPPED
+            except Cancelled:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of a job fails the batch, named
+                batch.fail(index, exc)
+                return _SKIPPED
+            finally:
+                batch.states[index] = "done"
+                batch.ended.add(index)
+            batch.results[index] = result
             return result
         return go
 
     def poll():
         hooks.poll()
-        snapshot = dict(states)  # workers update states while we read
+        snapshot = dict(batch.states)  # workers update states while we read
         running = {k: s for k, s in snapshot.items() if s != "done"}
         lines = [f"{control.vendor}: {len(snapshot) - len(running)}/{len(jobs)} done, {len(running)} running, "
                  f"{control.elapsed():.0f} s"]
+        if batch.failure is not None:
+            lines[0] += f"; {labels[batch.failure[0]]} failed: finishing the others"
         lines += [f"{labels[k]}: {s}" for k, s in sorted(running.items()) if s != "sending"]
         hooks.status("\n".join(lines))
 
-    def on_done(index, _result):
+    def on_done(index, result):
         nonlocal finished
-        finished += 1
-        hooks.progress(finished, len(jobs))
+        if result is not _SKIPPED:
+            finished += 1
+            hooks.progress(finished, len(jobs))
 
     hooks.progress(0, len(jobs))
     try:
         results = transport.run_jobs([wrap(k) for k in range(len(jobs))], control=control, max_workers=concurrency,
-                                poll=poll, on_done=on_done)
+                                     poll=poll, on_done=on_done)
     except Cancelled:
         raise
-    except (VendorError, imagecodec.DecodeError) as exc:  # a job's, or the run's deadline backstop
-        raise ItemError(labels[getattr(exc, "job_index", 0)], exc) from exc
-    except Exception as exc:
-        if not hasattr(exc, "job_index"):  # raised by a hook, not by a job
-            raise
-        raise ItemError(labels[exc.job_index], exc) from exc
+    except VendorError as exc:  # the run's deadline backstop: a job is stuck past every timeout
+        stuck = [k for k in sorted(batch.states) if k not in batch.ended] or [0]
+        raise _batch_error(batch, stuck[0], exc, advice) from exc
+    if batch.failure is not None:
+        index, exc = batch.failure
+        raise _batch_error(batch, index, exc, advice) from exc
     hooks.status(f"{control.vendor}: {len(jobs)}/{len(jobs)} done in {control.elapsed():.1f} s")
     return results
+
+
+def _batch_error(batch: _Batch, index: int, cause: Exception, advice) -> BatchError:
+    label = batch.labels[index]
+    spent = batch.unreturned(label, cause)
+    if isinstance(cause, VendorError) and not (cause.request_id or cause.task_id):
+        own = [s for s in spent if s.label == label]  # the backstop's Timeout: name the stuck job's id
+        if own:
+            setattr(cause, "task_id" if own[-1].kind == "task id" else "request_id", own[-1].id)
+    results = {batch.labels[k]: r for k, r in batch.results.items()}
+    return BatchError(label, cause, spent, results, advice(spent) if spent else "")

@@ -34,6 +34,7 @@ import urllib3
 
 from .errors import Cancelled, VendorError
 from .hosts import LinkPolicy
+from .redaction import SCANNED_CHARS, cap_text, host_of, redact_text  # noqa: F401 - cap_text: the shown-text cap
 
 USER_AGENT = "cloud-outpaint/0.1 (+ComfyUI)"
 POLL_SLICE = 0.2  # seconds between interrupt checks while waiting
@@ -137,10 +138,10 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 def redact(error: VendorError, secrets: tuple[str, ...]) -> VendorError:
-    """A vendor may echo what it was sent; never let a secret ride along in an error message."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            error.message = error.message.replace(secret, "***")
+    """A vendor may echo what it was sent; never let a secret (or a piece of one) ride along in an
+    error. Blanks the whole texts; VendorError caps what it shows (redaction.cap_text)."""
+    error.message = redact_text(error.message, secrets)
+    error.meaning = redact_text(error.meaning, secrets, pieces=False)
     return error
 
 
@@ -159,7 +160,7 @@ def not_json_error(vendor: str, response: requests.Response) -> VendorError:
     status = response.status_code
     return VendorError(vendor, f"HTTP{status}" if status != 200 else "MalformedResponse",
                        f"the answer was not {vendor}'s JSON" + (" (a gateway/proxy error page)" if status != 200 else ""),
-                       message=response.text[:200], http_status=status, retryable=status == 503,
+                       message=response.text[:SCANNED_CHARS], http_status=status, retryable=status == 503,
                        billed=False if status == 503 else None,
                        retry_after=parse_retry_after(response.headers.get("Retry-After")))
 
@@ -274,7 +275,7 @@ def send(session: requests.Session, method: str, url: str, *, control: RunContro
             if response is not None:
                 response.close()
             if _not_sent(exc):
-                error = VendorError(vendor, "ConnectionFailed", f"could not connect to {urlsplit(url).netloc} "
+                error = VendorError(vendor, "ConnectionFailed", f"could not connect to {host_of(url)} "
                                     "(nothing was sent)", message=str(exc), retryable=True, billed=False)
             elif isinstance(exc, requests.ReadTimeout):
                 error = VendorError(vendor, "ReadTimeout",

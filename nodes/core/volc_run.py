@@ -6,15 +6,16 @@ typed info (VolcRunInfo; the node turns it into its info JSON).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import torch
 
 from . import canvas, composite, geometry, imagecodec, transport, widgets
 from .credentials import VolcCredentials
-from .errors import InputError, ItemError, VendorError
+from .errors import InputError, VendorError
 from .runner import (
     CommonOptions,
+    JobReport,
     RunHooks,
     RunInfo,
     RunResult,
@@ -39,8 +40,6 @@ class VolcOptions(CommonOptions):
     def validate(self) -> None:
         super().validate()
         _W["variants"].check(self.variants, VENDOR)
-
-
 
 
 @dataclass
@@ -72,10 +71,18 @@ class VolcRunInfo(RunInfo):
 class _Item:
     payload: list[bytes]
     sent_size: tuple[int, int]
+    expected: tuple[int, int]  # the output size by the documented rule
     original: torch.Tensor  # [1,H,W,3], a view of the input (no copy)
     placement: geometry.Placement | None  # ratio mode: where the original lands on the vendor's canvas
     mask: torch.Tensor | None  # canvas mode: [1,H,W], 1 = generate
     notes: list[str] = field(default_factory=list)
+
+
+class _Done(NamedTuple):
+    """One job's result: the vendor's answer and its image, decoded in the worker."""
+
+    result: VolcResult
+    image: torch.Tensor  # [1,H,W,3]
 
 
 def _fit_input(arr, config: VolcConfig) -> tuple[object, list[str]]:
@@ -94,19 +101,35 @@ def _encode(arr, fmt: str, config: VolcConfig, notes: list[str]):
     return data, sent
 
 
+def _check_size(width: int, height: int, config: VolcConfig, canvas_mode: bool) -> None:
+    """Before any conversion: a tiny input is not worth paying for, a huge canvas not worth allocating."""
+    if min(width, height) < config.min_input_side:
+        raise InputError(f"the image is {width}x{height} px; Volcengine is sent images of at least "
+                         f"{config.min_input_side} px a side (VOLC_MIN_INPUT_SIDE): there is nothing to extend")
+    if canvas_mode and max(width, height) > geometry.MAX_SIDE:
+        raise InputError(f"the canvas (the image, in canvas mode) is {width}x{height} px; at most {geometry.MAX_SIDE} "
+                         "px per side is allowed. Use less expansion or downscale the image first.")
+
+
 def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, config: VolcConfig,
                   image_format: str) -> list[_Item]:
     """Encode every batch item before the first paid call, so bad input costs nothing."""
-    image = canvas.check_image(image)
+    image, input_note = canvas.rgb_image(image)
     batch, height, width, _ = image.shape
     items = []
     if mask is None:  # ratio mode: the vendor pads; we know where the original lands
         placement = geometry.pad_fractions(width, height, params.left, params.top, params.right, params.bottom)
+        _check_size(width, height, config, False)
         for b in range(batch):
             arr, notes = _fit_input(imagecodec.image_to_uint8(image[b:b + 1])[0], config)
             data, sent = _encode(arr, image_format, config, notes)
-            items.append(_Item([data], (sent.shape[1], sent.shape[0]), image[b:b + 1], placement, None, notes))
+            sent_size = (sent.shape[1], sent.shape[0])
+            _, expected = geometry.volc_ratio_output(*sent_size, params.left, params.top, params.right,
+                                                     params.bottom, params.max_width, params.max_height)
+            items.append(_Item([data], sent_size, expected, image[b:b + 1], placement, None,
+                               [input_note] * bool(input_note) + notes))
         return items
+    _check_size(width, height, config, True)
     masks, _ = canvas.check_mask(mask, batch, {"the image (the padded canvas)": (height, width)})
     invert = config.mask_white_means == "keep"
     for b in range(batch):
@@ -116,14 +139,32 @@ def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcPa
                              "new area white (1.0), e.g. the mask output of MaskCanvasBuilder")
         arr, notes = _fit_input(imagecodec.image_to_uint8(image[b:b + 1])[0], config)
         data, sent = _encode(arr, image_format, config, notes)
-        mask_u8 = imagecodec.resize_u8(imagecodec.mask_to_uint8(m)[0], sent.shape[1], sent.shape[0])
+        sent_size = (sent.shape[1], sent.shape[0])
+        mask_u8 = imagecodec.resize_u8(imagecodec.mask_to_uint8(m)[0], *sent_size)
         mask_png = imagecodec.encode_png(255 - mask_u8 if invert else mask_u8)
-        items.append(_Item([data, mask_png], (sent.shape[1], sent.shape[0]), image[b:b + 1], None, m, notes))
+        expected = geometry.fit_within(*sent_size, params.max_width, params.max_height)  # the canvas sent, fitted
+        items.append(_Item([data, mask_png], sent_size, expected, image[b:b + 1], None, m,
+                           [input_note] * bool(input_note) + notes))
     return items
 
 
 def _seed(seed: int, variant: int) -> int:
     return seed if seed == -1 else (seed + variant) % 2**31
+
+
+def _decoded(result: VolcResult, item: _Item) -> torch.Tensor:
+    """The result's image, or the billed VendorError that says why it is not usable."""
+    try:
+        generated = imagecodec.decode_image(result.image)
+    except imagecodec.DecodeError as exc:
+        raise VendorError(VENDOR, "BadResult", "the returned image could not be read", message=str(exc),
+                          request_id=result.request_id or None, billed=True) from exc
+    height, width = generated.shape[1:3]
+    if implausibly_small((width, height), item.expected):
+        raise VendorError(VENDOR, "BadResult", f"the vendor's image is {width}x{height}, far from the "
+                          f"{item.expected[0]}x{item.expected[1]} expected: not a usable result",
+                          request_id=result.request_id or None, billed=True)
+    return generated
 
 
 def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, credentials: VolcCredentials,
@@ -138,43 +179,33 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
     session = transport.new_session()
     client = VolcClient(credentials, session, control, config)
 
-    def job(index: int, report):
+    def job(index: int, report: JobReport) -> _Done:
         i, v = jobs[index]
-        return client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)), on_wait=report)
+        result = client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)), on_wait=report)
+        if result.request_id:
+            report.spend("request id", result.request_id)
+        return _Done(result, _decoded(result, items[i]))
 
     def label(index: int) -> str:
         i, v = jobs[index]
         return f"image {i + 1}" + (f" variant {v + 1}" if options.variants > 1 else "")
 
     try:
-        results = run_batch([lambda report, k=k: job(k, report) for k in range(len(jobs))],
-                            [label(k) for k in range(len(jobs))], control=control,
-                            concurrency=options.concurrency, hooks=hooks)
+        done = run_batch([lambda report, k=k: job(k, report) for k in range(len(jobs))],
+                         [label(k) for k in range(len(jobs))], control=control,
+                         concurrency=options.concurrency, hooks=hooks)
     finally:
         session.close()
-    return assemble(items, jobs, results, params, options, canvas_mode, label)
+    return assemble(items, jobs, done, params, options, canvas_mode)
 
 
-def assemble(items: list[_Item], jobs: list[tuple[int, int]], results: list[VolcResult], params: VolcParams,
-             options: VolcOptions, canvas_mode: bool, label) -> RunResult:
+def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done], params: VolcParams,
+             options: VolcOptions, canvas_mode: bool) -> RunResult:
+    """Paste-back and the report; nothing here depends on the input's shape (it was made RGB before paying)."""
     batch, report = composite.BatchOutput(len(jobs)), []
-    for index, ((i, v), result) in enumerate(zip(jobs, results)):
-        try:
-            generated = imagecodec.decode_image(result.image)
-        except imagecodec.DecodeError as exc:
-            raise ItemError(label(index), VendorError(VENDOR, "BadResult", "the returned image could not be read",
-                                                      message=str(exc), request_id=result.request_id, billed=True))
+    for index, ((i, v), (result, generated)) in enumerate(zip(jobs, done)):
         height, width = generated.shape[1:3]
         item = items[i]
-        if canvas_mode:  # the canvas sent, fitted into max_width x max_height
-            expected = geometry.fit_within(*item.sent_size, params.max_width, params.max_height)
-        else:
-            _, expected = geometry.volc_ratio_output(*item.sent_size, params.left, params.top, params.right,
-                                                     params.bottom, params.max_width, params.max_height)
-        if implausibly_small((width, height), expected):
-            raise ItemError(label(index), VendorError(
-                VENDOR, "BadResult", f"the vendor's image is {width}x{height}, far from the {expected[0]}x"
-                f"{expected[1]} expected: not a usable result", request_id=result.request_id or None, billed=True))
         if item.placement is not None:  # ratio mode: the original's box, mapped onto the real output size
             box = geometry.scale_placement(item.placement, width, height)
             seam = max(2, round(0.02 * min(box.width, box.height))) if options.keep_original else 0
@@ -188,8 +219,8 @@ def assemble(items: list[_Item], jobs: list[tuple[int, int]], results: list[Volc
         entry = VolcItemInfo(i + 1, v + 1, _seed(params.seed, v), result.request_id,
                              f"{item.sent_size[0]}x{item.sent_size[1]}", f"{width}x{height}",
                              round(result.elapsed_s, 2), result.time_elapsed, input_notes=item.notes or None)
-        if expected != (width, height):
-            entry.note = f"expected {expected[0]}x{expected[1]} " + (
+        if item.expected != (width, height):
+            entry.note = f"expected {item.expected[0]}x{item.expected[1]} " + (
                 "(the canvas sent, fitted into max_width x max_height)" if canvas_mode else "by the documented rule")
         entry.resized_to = batch.put(index, out, out_mask)
         report.append(entry)

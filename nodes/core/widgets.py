@@ -48,6 +48,7 @@ class Widget:
         if self.kind in ("STRING", "COMBO"):
             if not isinstance(value, str):
                 raise InputError(f"{where} is {type(value).__name__}, not text")
+            _check_encodable(value, where)
             if self.options and value not in self.options:
                 raise InputError(f"{where} {value[:40]!r} is not one of {', '.join(self.options)}")
             return value
@@ -62,6 +63,15 @@ class Widget:
             low, high = (float(self.min), float(self.max)) if self.kind == "FLOAT" else (int(self.min), int(self.max))
             raise InputError(f"{self.name} is {value}; {accepts} {low} to {high}")
         return int(value) if self.kind == "INT" else float(value)
+
+
+def _check_encodable(text: str, where: str) -> None:
+    """A workflow's JSON can carry a lone surrogate (e.g. "\\ud800"): not text, and no request body can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"{where} has a broken character (a lone surrogate, U+{ord(text[exc.start]):04X}, at "
+                         f"character {exc.start + 1}); retype the text around it") from None
 
 
 def _int(name, default, low, high, tooltip="", step=None, **kw) -> Widget:

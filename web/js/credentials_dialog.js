@@ -29,9 +29,13 @@ function publishStatus(status) {
     for (const listener of statusListeners) listener(status);
 }
 
-async function callRoute(path, body) {
-    const init = body === undefined ? { method: "GET" } : {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+// The server refuses every POST without this header (nodes/route_guard.py): a page on another
+// site cannot send it without a CORS preflight, which ComfyUI does not grant.
+const PACK_HEADER = { "X-Cloud-Outpaint": "1" };
+
+export async function callRoute(path, body) {
+    const init = body === undefined ? { method: "GET", headers: { ...PACK_HEADER } } : {
+        method: "POST", headers: { ...PACK_HEADER, "Content-Type": "application/json" }, body: JSON.stringify(body),
     };
     const response = await api.fetchApi(`/cloud_outpaint/${path}`, { ...init, cache: "no-store" });
     let data = null;

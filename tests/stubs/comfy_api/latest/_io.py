@@ -1,4 +1,4 @@
-"""Stand-in for comfy_api.latest._io, written from ComfyUI 0.20.1's behaviour.
+"""Stand-in for comfy_api.latest._io, written from ComfyUI 0.20.1's behaviour (output names: 0.3.64's).
 
 It builds the same V1-shaped node info that /object_info serves (input dicts, input_order,
 output names) and keeps the rules that matter to a pack: ids unique across inputs and
@@ -61,7 +61,9 @@ class _Output:
     io_type: str = None
 
     def __init__(self, id: str = None, display_name: str = None, tooltip: str = None, is_output_list=False):
-        self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name or id, tooltip, is_output_list
+        # ComfyUI 0.3.64 keeps display_name None here, so an output without one is named by its type
+        # ("INT"); 0.20.1 falls back to the id. The stand-in takes the floor's rule.
+        self.id, self.display_name, self.tooltip, self.is_output_list = id, display_name, tooltip, is_output_list
 
 
 def _type(io_type: str, input_base=_Input, **input_fields):

@@ -1,8 +1,9 @@
-"""Start a real ComfyUI (from COMFYUI_DIR) on 127.0.0.1 with this pack, for integration tests.
+"""Start a real ComfyUI (from COMFYUI_DIR) on 127.0.0.1 with this pack, for the integration tests
+and the bench (it imports nothing from the pack or the tests).
 
 ComfyUI loads the pack from a temporary custom_nodes folder (a symlink named `cloud-outpaint`,
 hyphen included, as a git clone would be named) with every other custom pack disabled, and
-with its own temporary input/output/user folders, so a test run leaves nothing behind.
+with its own temporary input/output/user folders, so a run leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -18,9 +19,16 @@ import time
 import urllib.error
 import urllib.request
 
-from conftest import ROOT
-
+ROOT = pathlib.Path(__file__).resolve().parent.parent  # the pack
 PACK_FOLDER = "cloud-outpaint"
+EXAMPLE_INPUTS = sorted((ROOT / "example_workflows").glob("*.png"))  # what the example workflows load
+SETTINGS = {
+    "Comfy.TutorialCompleted": True,  # no first-run templates dialog in the browser tests
+    # frontend 1.27 (ComfyUI 0.3.64) throws at page load unless this is "custom": registering this
+    # setting runs its onChange, which for "legacy" (the default) or "standard" sets
+    # Comfy.Canvas.LeftMouseClickBehavior, a setting not registered yet -> TypeError reading 'id'
+    "Comfy.Canvas.NavigationMode": "custom",
+}
 
 
 def comfyui_dir() -> pathlib.Path | None:
@@ -44,13 +52,15 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, workdir: pathlib.Path, env: dict | None = None):
+    def __init__(self, workdir: pathlib.Path, env: dict | None = None, inputs=()):
+        """`inputs`: files put in ComfyUI's input folder (e.g. EXAMPLE_INPUTS, for LoadImage)."""
         self.comfy = comfyui_dir()
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "comfyui.log"
         self.extra_env = env or {}
+        self.inputs = list(inputs)
         self.proc = None
 
     def start(self, timeout: float = 300) -> "ComfyServer":
@@ -59,8 +69,9 @@ class ComfyServer:
         (nodes_dir / PACK_FOLDER).symlink_to(ROOT, target_is_directory=True)
         for sub in ("input", "output", "temp", "user/default"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
-        # skip the first-run templates dialog in the browser tests
-        (self.workdir / "user/default/comfy.settings.json").write_text(json.dumps({"Comfy.TutorialCompleted": True}))
+        (self.workdir / "user/default/comfy.settings.json").write_text(json.dumps(SETTINGS))
+        for path in self.inputs:
+            self.add_input(path)
         yaml = self.workdir / "extra_paths.yaml"
         yaml.write_text(f"cloud_outpaint_test:\n  custom_nodes: {nodes_dir}\n")
         cmd = [comfyui_python(self.comfy), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
@@ -103,7 +114,7 @@ class ComfyServer:
 
     def post(self, path: str, payload: dict, timeout: float = 30):
         req = urllib.request.Request(self.url + path, data=json.dumps(payload).encode(),
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", "X-Cloud-Outpaint": "1"})
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 status, body = r.status, r.read()
@@ -136,3 +147,31 @@ class ComfyServer:
     def view(self, image: dict) -> bytes:
         from urllib.parse import urlencode
         return self.get("/view?" + urlencode({k: image[k] for k in ("filename", "subfolder", "type")}))
+
+
+def widget_defaults(info: dict) -> dict:
+    """The schema defaults of a node's required widgets, from its /object_info entry."""
+    return {name: spec[1]["default"] for name, spec in info["input"]["required"].items()
+            if len(spec) > 1 and isinstance(spec[1], dict) and "default" in spec[1]}
+
+
+def side_by_side_prompt(object_info: dict, node_types: list[str], seed: int) -> dict:
+    """EmptyImage -> one cloud node per entry of `node_types` (backend cloud, widget defaults) ->
+    PreviewImage each: the cloud nodes depend on nothing but the image, so ComfyUI may run them at
+    the same time. `seed` colours the image (and seeds the nodes), so no earlier run is cached."""
+    prompt = {"1": {"class_type": "EmptyImage",
+                    "inputs": {"width": 512, "height": 512, "batch_size": 1, "color": seed % 0xFFFFFF}}}
+    for k, node_type in enumerate(node_types):
+        node = str(10 + 2 * k)
+        inputs = {**widget_defaults(object_info[node_type]), "image": ["1", 0], "backend": "cloud"}
+        if "seed" in inputs:
+            inputs["seed"] = seed + k
+        prompt[node] = {"class_type": node_type, "inputs": inputs}
+        prompt[str(11 + 2 * k)] = {"class_type": "PreviewImage", "inputs": {"images": [node, 0]}}
+    return prompt
+
+
+def wall_seconds(entry: dict) -> float:
+    """execution_start -> execution_success of a finished prompt, from ComfyUI's own timestamps."""
+    stamps = {event: data["timestamp"] for event, data in entry["status"]["messages"]}
+    return (stamps["execution_success"] - stamps["execution_start"]) / 1000
