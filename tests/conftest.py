@@ -101,6 +101,9 @@ RELIABILITY = {
     "test_soak.py": "soak tests (50 parallel runs with random faults each)",
     "test_secret_hygiene.py": "secret-hygiene checks (logs, errors, info, echoes)",
     "test_paid_work.py": "paid work kept or named (RGBA, failed siblings, stuck tasks)",
+    "test_result_links.py": "hostile result links and upload hosts (SSRF, redirects)",
+    "test_hostile_results.py": "hostile results (bombs, other formats)",
+    "test_slow_answers.py": "trickling and endless bodies (end at the deadline)",
     "test_route_guard.py": "hostile route requests (rebinding, cross-site, no header)",
     "test_properties.py": "property tests (hypothesis)",
 }

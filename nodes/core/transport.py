@@ -40,7 +40,9 @@ USER_AGENT = "cloud-outpaint/0.1 (+ComfyUI)"
 POLL_SLICE = 0.2  # seconds between interrupt checks while waiting
 LATE_GRACE = 2.0  # workers' own timeouts end them by the deadline; this is the backstop
 WORKER_JOIN_S = 15.0  # after the deadline backstop, how long workers get to finish (e.g. a task cancel)
-MAX_ANSWER_BYTES = 2 * 2**20  # a JSON answer; callers expecting inline images pass more
+# A JSON answer is a few KB: this leaves room for a huge echoed message (shown capped) and bounds the
+# memory; the Volcengine answer, which may carry the image inline, has its own cap.
+MAX_ANSWER_BYTES = 8 * 2**20
 READ_CHUNK = 64 * 1024
 MAX_REDIRECTS = 5
 REDIRECTS = (301, 302, 303, 307, 308)
