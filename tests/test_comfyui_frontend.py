@@ -53,6 +53,9 @@ def open_page(browser, url):
 
 @pytest.fixture(scope="module")
 def browser_page(comfy, chromium):
+    # a fresh page with no errors of earlier prompts (the server tests queue failing ones on purpose; the
+    # 1.42 frontend shows the last prompt's errors when a page opens)
+    comfy.post("/history", {"clear": True})
     page = open_page(chromium, comfy.url)
     yield page
     page.close()
