@@ -6,6 +6,7 @@ from comfy_api.latest import io
 
 from . import comfy_bridge
 from .core import backends, volc, volc_run, widgets
+from .core.errors import InputError
 from .widget_inputs import widget_inputs
 
 
@@ -41,7 +42,12 @@ class VolcOutpaint(io.ComfyNode):
     @classmethod
     async def execute(cls, image, prompt, top, bottom, left, right, seed, steps, scale, strength, max_width,
                       max_height, variants, keep_original, timeout_s, backend, image_format, concurrency, return_url,
-                      watermark, watermark_language, watermark_opacity, watermark_text, mask=None) -> io.NodeOutput:
+                      watermark, watermark_language, watermark_opacity, watermark_text, expand_mode="fraction",
+                      pixels_left=0, pixels_top=0, pixels_right=0, pixels_bottom=0, x_scale=1.5, y_scale=1.5,
+                      aspect_ratio="16:9", target_width=1024, target_height=1024, anchor="center",
+                      mask=None) -> io.NodeOutput:
+        if expand_mode != "fraction":  # the other expansion types land with issue 12
+            raise InputError(f"expand_mode {expand_mode!r} is not available yet; use fraction")
         mark = volc.Watermark.from_widgets(watermark, watermark_language, watermark_opacity, watermark_text)
         params = volc.VolcParams(prompt=prompt, seed=seed, steps=steps, scale=scale, strength=strength, top=top,
                                  bottom=bottom, left=left, right=right, max_width=max_width,
