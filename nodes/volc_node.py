@@ -5,8 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from . import comfy_bridge
-from .core import backends, volc, volc_run, widgets
-from .core.errors import InputError
+from .core import backends, volc, volc_expansion, volc_run, widgets
 from .widget_inputs import widget_inputs
 
 
@@ -19,8 +18,11 @@ class VolcOutpaint(io.ComfyNode):
             category="image/outpaint",
             description=(
                 "Extends the canvas with Volcengine's visual service (req_key i2i_outpainting). Ratio mode: "
-                "give top/bottom/left/right fractions. Canvas mode: connect a mask (white = generate) and "
-                "pass the padded canvas as image, e.g. from MaskCanvasBuilder. Credentials come from "
+                "expand_mode gives the expansion as top/bottom/left/right fractions (四边扩展), pixels per side, "
+                "x/y scale (等比扩展), an aspect ratio (画幅扩展) or a target size, sent as side fractions (each "
+                "0 to 1). Canvas mode: connect a mask (white = generate) and "
+                "pass the padded canvas as image, e.g. from MaskCanvasBuilder; the expansion widgets are then "
+                "ignored. Credentials come from "
                 "VOLC_ACCESSKEY/VOLC_SECRETKEY (or VOLC_API_KEY + VOLC_BASE_URL), never from widgets. "
                 "Every request is billed by Volcengine; backend = sandbox runs offline for free."),
             inputs=[
@@ -46,12 +48,15 @@ class VolcOutpaint(io.ComfyNode):
                       pixels_left=0, pixels_top=0, pixels_right=0, pixels_bottom=0, x_scale=1.5, y_scale=1.5,
                       aspect_ratio="16:9", target_width=1024, target_height=1024, anchor="center",
                       mask=None) -> io.NodeOutput:
-        if expand_mode != "fraction":  # the other expansion types land with issue 12
-            raise InputError(f"expand_mode {expand_mode!r} is not available yet; use fraction")
         mark = volc.Watermark.from_widgets(watermark, watermark_language, watermark_opacity, watermark_text)
         params = volc.VolcParams(prompt=prompt, seed=seed, steps=steps, scale=scale, strength=strength, top=top,
                                  bottom=bottom, left=left, right=right, max_width=max_width,
                                  max_height=max_height, return_url=return_url, watermark=mark)
+        if mask is None:  # ratio mode: every expansion type becomes the side fractions sent (canvas mode ignores them)
+            expansion = volc_expansion.VolcExpansion(
+                expand_mode, pixels_left, pixels_top, pixels_right, pixels_bottom, x_scale, y_scale, aspect_ratio,
+                target_width, target_height, anchor)
+            params = volc_expansion.ratio_params(params, expansion, image.shape[2], image.shape[1])
         options = volc_run.VolcOptions(variants=variants, keep_original=keep_original, timeout_s=timeout_s,
                                        concurrency=concurrency, image_format=image_format)
 

@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cloud Outpaint on the command line: extend images with Volcengine i2i_outpainting or "
                     "Alibaba DashScope image-out-painting, using the same code as the ComfyUI nodes.",
         epilog=f"examples:\n  {PROG} demo\n  {PROG} check --test\n  {PROG} outpaint photos/ --vendor volc "
-               f"--sandbox\n  {PROG} outpaint a.jpg --vendor dashscope --mode offsets --offsets 256,0,256,0\n\n"
+               f"--sandbox\n  {PROG} outpaint a.jpg --vendor volc --expand-mode aspect_ratio --aspect-ratio 16:9\n  "
+               f"{PROG} outpaint a.jpg --vendor dashscope --mode offsets --offsets 256,0,256,0\n\n"
                f"{EXIT_CODES}\n\n{BILLING}\n\n{TORCH_NOTE}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_positive, metavar="S",
                    help="wall-clock limit per file, retries included (default 180 for volc, 300 for dashscope)")
     widget_flags.add(p, widgets.VOLC["concurrency"], default=widgets.VOLC["concurrency"].default)
+    for name in ("x_scale", "y_scale"):  # one flag for both vendors' scale (same range and default)
+        widget_flags.add(p, widgets.VOLC[name], prefix="volc --expand-mode scale or dashscope --mode scale: ")
     p.add_argument("--image-format", choices=["jpeg", "png"],
                    help="upload format: volc default jpeg (q95, ~5x smaller; masks always PNG), dashscope "
                         "default png (up to 10 MB)")
@@ -128,7 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = p.add_argument_group(
         "Volcengine (--vendor volc)",
-        "Ratio mode (default): the vendor pads by fractions of the image. Canvas mode: --mask FILE (the inputs "
+        "Ratio mode (default): the vendor pads by fractions of the image; --expand-mode gives them as fractions "
+        "(--top/--bottom/--left/--right, 四边扩展), pixels per side, --x-scale/--y-scale (等比扩展), --aspect-ratio "
+        "(画幅扩展) or --target-width/--target-height, placed by --anchor; each side 0-1x the image. Canvas mode: --mask FILE (the inputs "
         "are padded canvases, white = generate) or --pad-pixels (the CLI pads each input like MaskCanvasBuilder "
         "and sends canvas + mask). Input up to 4096 px a side and 5 MiB (shrunk automatically, noted in the "
         "sidecar). Every request is billed.")
@@ -141,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ask the vendor for a download link instead of inline image data")
     widget_flags.add(v, widgets.VOLC["watermark"])
     widget_flags.add(v, widgets.VOLC["watermark_language"])
+    widget_flags.add(v, widgets.VOLC["expand_mode"])
+    for name in ("pixels_left", "pixels_top", "pixels_right", "pixels_bottom", "target_width", "target_height"):
+        widget_flags.add(v, widgets.VOLC[name], metavar="PX")
+    widget_flags.add(v, widgets.VOLC["aspect_ratio"], metavar="W:H")
+    widget_flags.add(v, widgets.VOLC["anchor"])
     v.add_argument("--mask", metavar="FILE", help="canvas mode: mask PNG of the inputs' size, white = generate "
                    "(e.g. MaskCanvasBuilder's mask); the inputs are the padded canvases")
     v.add_argument("--pad-pixels", type=_four_ints, metavar="L,T,R,B",
@@ -156,8 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Ctrl-C a pending task is cancelled and its id kept in the sidecar.")
     widget_flags.add(d, widgets.DASHSCOPE["mode"])
     widget_flags.add(d, widgets.DASHSCOPE["angle"], metavar="DEG")
-    for name in ("output_ratio", "x_scale", "y_scale"):
-        widget_flags.add(d, widgets.DASHSCOPE[name])
+    widget_flags.add(d, widgets.DASHSCOPE["output_ratio"])
     d.add_argument("--offsets", type=_four_ints, metavar="L,T,R,B", help="--mode offsets: pixels added per side, "
                    "in the input's own pixels")
     d.add_argument("--best-quality", action="store_true", default=None,

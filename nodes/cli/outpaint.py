@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..core.errors import ItemError, VendorError
+from ..core.errors import InputError, ItemError, VendorError
 from .exits import (
     EXIT_INTERRUPTED,
     EXIT_NO_CREDENTIALS,
@@ -38,9 +38,17 @@ if TYPE_CHECKING:
 
 def _describe(source: Source, size: list[int], plan: VolcPlan | DashScopePlan, index: int) -> dict:
     """The head of a sidecar: what was run, where, with which parameters and options."""
-    return {"input": str(source.path), "input_size": size, "vendor": plan.vendor, "backend": plan.backend,
-            "base_url": plan.credentials.base_url, "mode": plan.mode, "parameters": jsonable(plan.params),
-            "options": jsonable(plan.options_for(index))}
+    record = {"input": str(source.path), "input_size": size, "vendor": plan.vendor, "backend": plan.backend,
+              "base_url": plan.credentials.base_url, "mode": plan.mode, "parameters": jsonable(plan.params),
+              "options": jsonable(plan.options_for(index))}
+    expansion = getattr(plan, "expansion", None)  # Volcengine ratio mode: its type decides the fractions sent
+    if expansion is not None:
+        record["expansion"] = jsonable(expansion)
+        try:
+            record["parameters"] = jsonable(plan.params_for(*size))
+        except InputError:  # this file's own error, which its record carries: the plan's values stay
+            pass
+    return record
 
 
 def _ids(info: dict) -> dict:

@@ -23,14 +23,19 @@ if TYPE_CHECKING:
     from ..core.dashscope_run import DashScopeOptions
     from ..core.runner import RunHooks
     from ..core.volc import VolcConfig, VolcParams
+    from ..core.volc_expansion import VolcExpansion
     from ..core.volc_run import VolcOptions
     from .inputs import Source
 
 VOLC_ONLY = ("prompt", "seed", "steps", "scale", "strength", "top", "bottom", "left", "right", "max_width",
              "max_height", "variants", "mask", "pad_pixels", "feathering", "fill", "overlap", "return_url",
-             "watermark", "watermark_language")
-DASHSCOPE_ONLY = ("mode", "angle", "output_ratio", "x_scale", "y_scale", "offsets", "best_quality",
-                  "no_limit_image_size", "no_watermark", "resume_task_id")
+             "watermark", "watermark_language", "expand_mode", "pixels_left", "pixels_top", "pixels_right",
+             "pixels_bottom", "aspect_ratio", "target_width", "target_height", "anchor")
+DASHSCOPE_ONLY = ("mode", "angle", "output_ratio", "offsets", "best_quality", "no_limit_image_size", "no_watermark",
+                  "resume_task_id")  # --x-scale/--y-scale serve both vendors
+# the ratio-mode expansion flags of --vendor volc (volc_expansion.WIDGETS without expand_mode, plus the sides)
+VOLC_EXPANSION = ("top", "bottom", "left", "right", "pixels_left", "pixels_top", "pixels_right", "pixels_bottom",
+                  "x_scale", "y_scale", "aspect_ratio", "target_width", "target_height", "anchor")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +73,7 @@ class VolcPlan:
     mask: torch.Tensor | None = None  # --mask: MASK [1,H,W]
     mask_path: str | None = None
     pad: PadCanvas | None = None
+    expansion: VolcExpansion | None = None  # ratio mode: how the side fractions are given
 
     @property
     def mode(self) -> str:
@@ -75,6 +81,14 @@ class VolcPlan:
 
     def options_for(self, index: int) -> VolcOptions:
         return self.options
+
+    def params_for(self, width: int, height: int) -> VolcParams:
+        """What a width x height input is sent: in ratio mode the expansion's own side fractions."""
+        if self.mode == "canvas" or self.expansion is None:
+            return self.params
+        from ..core import volc_expansion
+
+        return volc_expansion.ratio_params(self.params, self.expansion, width, height)
 
     def run(self, image: torch.Tensor, index: int, hooks: RunHooks) -> tuple[tuple, dict | None]:
         """One file's core run, and what its sidecar says about the canvas (None in ratio mode)."""
@@ -85,7 +99,8 @@ class VolcPlan:
             image, mask, about = self.pad.build(image)
         elif mask is not None:
             about = {"mask": self.mask_path}
-        return volc_run.run(image, mask, self.params, self.credentials, self.options, self.config, hooks), about
+        params = self.params_for(image.shape[2], image.shape[1])
+        return volc_run.run(image, mask, params, self.credentials, self.options, self.config, hooks), about
 
 
 @dataclasses.dataclass
@@ -120,8 +135,12 @@ def _given(args, names) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _flags(args, names) -> list[str]:
-    return ["--" + n.replace("_", "-") for n in _given(args, names)]
+    return [_flag(n) for n in _given(args, names)]
 
 
 def _options(args, options_type, **fixed):
@@ -160,15 +179,21 @@ def make_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan | Da
 
 
 def _volc_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan:
-    from ..core import imagecodec, volc, volc_run
+    from ..core import imagecodec, volc, volc_expansion, volc_run
 
     canvas_mode = args.mask is not None or args.pad_pixels is not None
     if args.mask is not None and args.pad_pixels is not None:
         raise UsageError("--mask and --pad-pixels are two ways to give canvas mode: use one")
-    sides = _flags(args, ("top", "bottom", "left", "right"))
+    sides = _flags(args, ("expand_mode", *VOLC_EXPANSION))
     if canvas_mode and sides:
-        raise UsageError(f"{', '.join(sides)}: ratio-mode fractions do not apply in canvas mode "
+        raise UsageError(f"{', '.join(sides)}: ratio-mode expansion does not apply in canvas mode "
                          "(--mask / --pad-pixels)")
+    expand_mode = args.expand_mode or widgets.VOLC["expand_mode"].default
+    wrong = _flags(args, [n for n in VOLC_EXPANSION if n not in volc_expansion.READS[expand_mode]])
+    if wrong:
+        raise UsageError(f"{', '.join(wrong)}: not read by --expand-mode {expand_mode} (it reads "
+                         f"{', '.join(_flag(n) for n in volc_expansion.READS[expand_mode])})")
+    expansion = volc_expansion.VolcExpansion(**_given(args, volc_expansion.WIDGETS))
     canvas_only = _flags(args, ("feathering", "fill", "overlap"))
     if canvas_only and args.pad_pixels is None:
         raise UsageError(f"{', '.join(canvas_only)} only apply with --pad-pixels (the CLI builds the canvas)")
@@ -200,14 +225,18 @@ def _volc_plan(args, sources: list[Source], store: pathlib.Path) -> VolcPlan:
             if pad is not None:
                 geometry.pad_pixels(s.width, s.height, *pad.pad)
             elif not canvas_mode:
-                geometry.pad_fractions(s.width, s.height, params.left, params.top, params.right, params.bottom)
+                try:
+                    sent = volc_expansion.ratio_params(params, expansion, s.width, s.height)
+                    geometry.pad_fractions(s.width, s.height, sent.left, sent.top, sent.right, sent.bottom)
+                except InputError as exc:
+                    raise InputError(f"{s.path} ({s.width}x{s.height}): {exc}") from None
     except (InputError, ValueError) as exc:  # ValueError: a malformed VOLC_* setting in the environment
         raise UsageError(str(exc)) from None
     # variants of one file run concurrently too; files x variants in flight never exceed --concurrency
     per_run = min(options.variants, args.concurrency)
     return VolcPlan(_backend(args), params, dataclasses.replace(options, concurrency=per_run), config,
                     _credentials(backends.volc_credentials, args, store), max(1, args.concurrency // per_run),
-                    mask=mask, mask_path=args.mask, pad=pad)
+                    mask=mask, mask_path=args.mask, pad=pad, expansion=None if canvas_mode else expansion)
 
 
 def _dashscope_given(args) -> dict:

@@ -242,6 +242,26 @@ def volc_ratio_output(width: int, height: int, left: float, top: float, right: f
     return placement, fit_within(placement.canvas_width, placement.canvas_height, max_width, max_height)
 
 
+VOLC_MAX_SIDE_FRACTION = 1.0  # Volcengine's top/bottom/left/right: 0 to 1 of the image's side each
+
+
+def volc_fractions(placement: Placement, given_by: str = "the expansion") -> dict[str, float]:
+    """A placement as Volcengine's side ratios {top, bottom, left, right}: the pixels added on each
+    side / the image's own side (pad_fractions turns them back into the same pixels). A side over
+    Volcengine's limit is an InputError naming `given_by` (the widgets that asked for it)."""
+    p = placement
+    fractions = {"top": p.top / p.height, "bottom": p.bottom / p.height, "left": p.left / p.width,
+                 "right": p.right / p.width}
+    for side, value in fractions.items():
+        if value > VOLC_MAX_SIDE_FRACTION:
+            dim, size = ("height", p.height) if side in ("top", "bottom") else ("width", p.width)
+            raise InputError(
+                f"{given_by} adds {getattr(p, side)} px on the {side} of a {p.width}x{p.height} image, {value:.2f}x "
+                f"its {dim}; Volcengine adds at most {VOLC_MAX_SIDE_FRACTION:g}x the image per side ({size} px here: "
+                "at most 3x per axis when centred, 2x from an edge anchor)")
+    return fractions
+
+
 # ---- DashScope image-out-painting (spec B.2/B.3) -------------------------------------------------
 
 DASHSCOPE_MODES = ("scale", "output_ratio", "offsets", "rotate_only")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from . import geometry, volc, widgets
+from . import geometry, volc, volc_expansion, widgets
 from .dashscope import DashScopeParams
 from .errors import InputError
 
@@ -27,7 +27,8 @@ def _spec(table: Mapping[str, widgets.Widget], names) -> dict[str, tuple[type, o
 # widget -> (type, default), per node: the geometry inputs, from the one widget declaration
 WIDGETS: dict[str, dict[str, tuple[type, object]]] = {
     "MaskCanvasBuilder": _spec(widgets.CANVAS, widgets.EXPANSION),
-    "VolcOutpaint": {**_spec(widgets.VOLC, ("top", "bottom", "left", "right", "max_width", "max_height")),
+    "VolcOutpaint": {**_spec(widgets.VOLC, ("top", "bottom", "left", "right", "max_width", "max_height",
+                                            *volc_expansion.WIDGETS)),
                      "canvas_mode": (bool, False)},  # not a widget: whether a mask is connected
     "DashScopeOutpaint": _spec(widgets.DASHSCOPE, ("mode", "angle", "output_ratio", "x_scale", "y_scale",
                                                    "left_offset", "right_offset", "top_offset", "bottom_offset")),
@@ -82,13 +83,17 @@ def compute(node: str, query: Mapping[str, str]) -> dict:
             output = (p.canvas_width, p.canvas_height)
         elif node == "VolcOutpaint":
             canvas_mode = v.pop("canvas_mode")
-            volc.VolcParams(**v).validate(canvas_mode)  # the node's own range checks
+            expansion = volc_expansion.VolcExpansion(**{name: v.pop(name) for name in volc_expansion.WIDGETS})
+            params = volc.VolcParams(**v)
+            if not canvas_mode:  # the node's own translation: the expansion type -> the side fractions sent
+                params = volc_expansion.ratio_params(params, expansion, width, height)
+            params.validate(canvas_mode)  # the node's own range checks
             if canvas_mode:  # the input is already the canvas; the vendor fits it into max_w x max_h
                 output = geometry.fit_within(width, height, v["max_width"], v["max_height"])
                 p = geometry.Placement(output[0], output[1], 0, 0, output[0], output[1])
             else:
-                placement, output = geometry.volc_ratio_output(width, height, v["left"], v["top"], v["right"],
-                                                               v["bottom"], v["max_width"], v["max_height"])
+                placement, output = geometry.volc_ratio_output(width, height, params.left, params.top, params.right,
+                                                               params.bottom, params.max_width, params.max_height)
                 p = geometry.scale_placement(placement, *output)
         else:
             geometry.dashscope_input_scale(width, height)  # refuses images that cannot be sent at all

@@ -141,7 +141,8 @@ VOLC = table(
     _combo("expand_mode", EXPAND_MODES, "fraction", "ratio mode: how the expansion is given: fraction per side "
                                                     "(四边扩展, top/bottom/left/right), pixels per side, x/y scale "
                                                     "(等比扩展), a target aspect ratio (画幅扩展) or a target width "
-                                                    "x height; all become Volcengine's side fractions (each 0 to 1)"),
+                                                    "x height; all become Volcengine's side fractions (each 0 to 1); ignored "
+                                                    "when a mask is connected"),
     *[_int(f"pixels_{side}", 0, 0, MAX_SIDE, f"pixels added on the {side} side (expand_mode = pixels)", step=1,
            modes=("pixels",)) for side in ("left", "top", "right", "bottom")],
     _float("x_scale", 1.5, 1.0, 3.0, 0.05, "canvas width = image width x this (expand_mode = scale)",
@@ -150,11 +151,12 @@ VOLC = table(
            modes=("scale",)),
     _text("aspect_ratio", "16:9", "target canvas shape W:H, e.g. 16:9, 3:4, 1.5 (expand_mode = aspect_ratio); "
                                   "only one side grows", modes=("aspect_ratio",)),
-    _int("target_width", 1024, 1, MAX_SIDE, "canvas width (expand_mode = target_size); from the image width "
-                                            "to twice it (each side grows by at most 1x the image)",
-         step=1, modes=("target_size",)),
+    _int("target_width", 1024, 1, MAX_SIDE, "canvas width (expand_mode = target_size); from the image width up "
+                                            "to 3x it centred, 2x from an edge anchor (each side grows by at "
+                                            "most 1x the image)", step=1, modes=("target_size",)),
     _int("target_height", 1024, 1, MAX_SIDE, "canvas height (expand_mode = target_size); from the image height "
-                                             "to twice it", step=1, modes=("target_size",)),
+                                             "up to 3x it centred, 2x from an edge anchor", step=1,
+         modes=("target_size",)),
     _combo("anchor", ANCHORS, "center", "where the original sits when the canvas is given as a whole (scale, "
                                         "aspect_ratio, target_size)", modes=("scale", "aspect_ratio", "target_size")),
 )
