@@ -269,6 +269,25 @@ def test_geometry_preview_uses_the_real_input_size_after_a_run(browser_page, com
     assert size == {"width": 384, "height": 256}  # example_workflows/sample_input.png
 
 
+def test_volc_geometry_preview_follows_the_expansion_type(browser_page, comfy):
+    page = browser_page
+    wf = json.loads((ROOT / "example_workflows/volc_outpaint_aspect.json").read_text())
+    page.evaluate("async (wf) => { await app.loadGraphData(wf) }", wf)
+    find = "app.graph._nodes.find(n => n.type === 'VolcOutpaint')"
+    page.wait_for_function(f"() => {find}.cloudOutpaintGeometry?.query?.includes('expand_mode=aspect_ratio')",
+                           timeout=10_000)
+    geometry = page.evaluate(f"() => {find}.cloudOutpaintGeometry")
+    assert (geometry["canvas_width"], geometry["canvas_height"]) == (1820, 1024)  # the nominal 1024² at 16:9
+    assert {k: geometry[k] for k in geometry if k != "query"} == comfy.get("/cloud_outpaint/geometry?" +
+                                                                          geometry["query"])
+    page.evaluate(f"""() => {{ const n = {find};
+        n.widgets.find(w => w.name === 'expand_mode').value = 'scale';
+        n.widgets.find(w => w.name === 'x_scale').value = 3;
+        n.widgets.find(w => w.name === 'anchor').value = 'left';
+        app.graph.setDirtyCanvas(true, true); }}""")
+    page.wait_for_function(f"() => {find}.cloudOutpaintGeometry?.error?.includes('at most 1x')", timeout=10_000)
+
+
 def test_node_shows_its_chinese_name_with_the_zh_locale(browser_page):
     page = browser_page
     translations = page.evaluate("async () => (await (await fetch('/i18n')).json())")
