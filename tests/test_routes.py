@@ -145,6 +145,7 @@ STS_TOKEN = "STS-SESSION-TOKEN-user-VALUE-3333"
 def test_a_base_url_saved_without_its_key_is_refused_and_no_key_follows_it(tmp_path, home, sandbox):
     path = tmp_path / "user" / "cloud_outpaint" / "credentials.json"
     env = {"DASHSCOPE_API_KEY": sandbox.dashscope_api_key, "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1"}
+    sandbox.volc.add_session_token(STS_TOKEN)  # the sandbox checks STS tokens: this one it "issued"
     with FakePeer() as attacker:
         async def scenario(r):
             out = {}

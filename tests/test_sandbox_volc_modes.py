@@ -81,8 +81,9 @@ def canvas_and_mask():
 
 
 def canvas_form(canvas, mask, **changes):
+    # sides sent as 0, as the pack does: a side left out grows the canvas (test_volc_fidelity.py)
     return form(binary_data_base64=[b64(png_bytes(canvas)), b64(png_bytes(mask))],
-                top=DROP, bottom=DROP, left=DROP, right=DROP, **changes)
+                top=0, bottom=0, left=0, right=0, **changes)
 
 
 def test_canvas_mode_white_means_generate_by_default(sb, http):
@@ -177,7 +178,7 @@ def test_image_urls_input_from_the_sandbox_itself(sb, http):
 def test_canvas_mode_by_urls(sb, http):
     canvas, mask = canvas_and_mask()
     urls = [sb.publish(png_bytes(canvas)), sb.publish(png_bytes(mask))]
-    body = assert_success(signed_post(http, sb, form(binary_data_base64=DROP, image_urls=urls, top=DROP,
-                                                     bottom=DROP, left=DROP, right=DROP)))
+    body = assert_success(signed_post(http, sb, form(binary_data_base64=DROP, image_urls=urls, top=0,
+                                                     bottom=0, left=0, right=0)))
     out = decode(result_png(body))
     assert np.array_equal(out[:, 16:], canvas[:, 16:])

@@ -3,9 +3,9 @@
 - Volcengine: a correctly signed CVProcess POST with `req_key=i2i_outpainting` and no image. The
   gateway checks the signature, the access key, the clock and whether the service is enabled before
   the service looks at the body, so a gateway/auth error (SignatureDoesNotMatch, InvalidAccessKey,
-  InvalidTimestamp, 50400 not enabled, ...) means the credentials do not work; the service's
-  complaint about the missing image (50206, or 50200/50201/50204) means they do (nothing was
-  processed, nothing billed).
+  InvalidTimestamp, 50400 not enabled, ...) means the credentials do not work; any answer of the
+  service itself (an integer business code: 50206 no image, 50207, 50215, ...) means they do
+  (nothing was processed, nothing billed).
 - DashScope: GET {base}/tasks/<random uuid>. 200 (task_status UNKNOWN) means the key works; 401 means
   it does not (wrong key, or a key of another region).
 
@@ -26,8 +26,9 @@ from .redaction import cap_text, redact_text
 
 TIMEOUT_S = 15.0
 BACKOFF = transport.Backoff(base=0.5, cap=2.0, max_attempts=3)
-# Business codes for "your request is incomplete": the service was reached with working credentials.
-VOLC_WORKING_CODES = {50206, 50200, 50201, 50204}
+# Business codes that are refusals of the account (50400 access denied / not enabled) or of the route
+# (50402 no such API); any other business code is the service answering: the credentials work.
+VOLC_REFUSED_CODES = {50400, 50402}
 VENDORS = ("volc", "dashscope")
 
 
@@ -58,9 +59,11 @@ def check_volc(creds: VolcCredentials, timeout_s: float = TIMEOUT_S) -> dict:
             return _answer(True, "Volcengine accepted the credentials.", creds.source, volc_answers.SUCCESS,
                            answer.request_id, secrets)
     except VendorError as error:
-        if error.code in VOLC_WORKING_CODES:
+        if type(error.code) is int and error.code not in VOLC_REFUSED_CODES:
+            said = "" if error.code == 50206 else f"; it said {error.code}: {error.meaning}" + (
+                f" ({cap_text(redact_text(error.message, secrets))})" if error.message else "")
             return _answer(True, "Volcengine accepted the credentials and the outpainting service answered "
-                           "(the test sends no image: nothing was processed or billed).", creds.source,
+                           f"(the test sends no image: nothing was processed or billed){said}.", creds.source,
                            error.code, error.request_id, secrets)
         return _failure(error, creds.source, secrets)
     except InputError as error:

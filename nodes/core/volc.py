@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ MAX_PROMPT_CHARS = 800  # vendor: ~100 CJK chars / English words matter, the res
 # host:port is always accepted too (hosts.py). More via CLOUD_OUTPAINT_RESULT_HOSTS.
 RESULT_HOSTS = ("*.byteimg.com", "*.volces.com", "*.volccdn.com", "*.bytecdn.cn")
 REQUEST_ID_HEADER = "X-Tt-Logid"  # the gateway's copy of request_id: quoted when the body is unreadable
+SIDES = ("top", "bottom", "left", "right")
+# The route of the third-party bearer gateway (seed 000: "路径: /volcv/v1"); a base URL of a bare
+# host means it (posting to the gateway's "/" only gets its 404).
+BEARER_PATH = "/volcv/v1"
+CANVAS_SIDES_SETTING = "CLOUD_OUTPAINT_VOLC_CANVAS_SIDES"
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,9 @@ class VolcConfig:
 
     prompt_field: str = "both"  # "custom_prompt" | "prompt" | "both" (send it under both names)
     mask_white_means: str = "generate"  # canvas-mode mask polarity: "generate" | "keep"
+    # Canvas mode: "zero" sends top=bottom=left=right=0 (the canvas is the output); "omit" leaves
+    # them out, as the Go/proxy examples do, but the SDK models default an absent side to 0.1.
+    canvas_sides: str = "zero"
     connect_timeout: float = 10.0
     read_timeout: float = 90.0  # the SDK's 30 s is known to be too short (spec C.1)
     max_download_bytes: int = 64 * 2**20
@@ -70,6 +79,7 @@ class VolcConfig:
                                                     ("custom_prompt", "prompt", "both")),
                    mask_white_means=env_settings.choice(env, "VOLC_MASK_WHITE_MEANS", cls.mask_white_means,
                                                         ("generate", "keep")),
+                   canvas_sides=env_settings.choice(env, CANVAS_SIDES_SETTING, cls.canvas_sides, ("zero", "omit")),
                    read_timeout=env_settings.number(env, "VOLC_READ_TIMEOUT", cls.read_timeout, 1, 3600, unit="s"),
                    max_input_side=env_settings.number(env, "VOLC_MAX_INPUT_SIDE", cls.max_input_side,
                                                       max(64, min_side), 16384, unit="px", whole=True),
@@ -152,6 +162,23 @@ class VolcResult:
     time_elapsed: str = ""  # the vendor's own figure
 
 
+def _hint(error: VendorError, fields: dict) -> str:
+    """What to do about an error this request caused, when the request itself says it."""
+    if error.code == "HTTP404":  # not Volcengine's answer: nothing listens on that path
+        return ("nothing answers on this path: check the path of the base URL (VOLC_BASE_URL): none for the "
+                "official host, the gateway's full endpoint for a Bearer gateway, e.g. https://<gateway>/volcv/v1")
+    if error.code == 50200:
+        named = set(re.findall(r"\b(top|bottom|left|right)\b", error.message))
+        zeros = [side for side in SIDES if side in named and fields.get(side) == 0]
+        if zeros and len(fields.get("binary_data_base64") or ()) == 2:
+            return (f"Volcengine refused the side ratio 0 ({', '.join(zeros)}) sent in canvas mode: set "
+                    f"{CANVAS_SIDES_SETTING}=omit to leave the sides out")
+        if zeros:
+            return (f"Volcengine refused a side ratio of 0 ({', '.join(zeros)}): for \"no growth\" on a side use "
+                    "a tiny value such as 0.001")
+    return ""
+
+
 def build_body(params: VolcParams, images_b64: list[str], config: VolcConfig) -> dict:
     body: dict = {"req_key": REQ_KEY, "binary_data_base64": images_b64}
     if params.prompt:
@@ -161,6 +188,8 @@ def build_body(params: VolcParams, images_b64: list[str], config: VolcConfig) ->
                 max_width=params.max_width, max_height=params.max_height, return_url=params.return_url)
     if len(images_b64) == 1:
         body.update(top=params.top, bottom=params.bottom, left=params.left, right=params.right)
+    elif config.canvas_sides == "zero":  # explicit: an absent side may default to 0.1 and grow the canvas
+        body.update(top=0, bottom=0, left=0, right=0)
     if params.watermark:
         body["logo_info"] = params.watermark.as_json()
     return body
@@ -175,7 +204,8 @@ class VolcClient:
         base = urlsplit(credentials.base_url)
         if base.scheme not in ("http", "https") or not base.netloc:
             raise InputError(f"Volcengine base URL {credentials.base_url!r} is not an http(s) URL")
-        self.host, self.path = base.netloc, base.path or "/"
+        path = base.path.rstrip("/")
+        self.host, self.path = base.netloc, path or (BEARER_PATH if credentials.kind == "bearer" else "/")
         self.query = volc_signer.canonical_query({"Action": ACTION, "Version": VERSION})
         self.url = f"{base.scheme}://{base.netloc}{self.path}?{self.query}"
         self._secrets = (credentials.secret_key, credentials.session_token, credentials.api_key)
@@ -199,9 +229,13 @@ class VolcClient:
         send_options.setdefault("read_timeout", self.config.read_timeout)
         send_options.setdefault("max_bytes", self.config.max_answer_bytes)
         send_options.setdefault("id_header", REQUEST_ID_HEADER)
-        return answers.call(volc_answers.read, self.session, "POST", self.url, control=self.control,
-                            billable=billable, prepare=self._headers(body), data=body, on_wait=on_wait,
-                            secrets=self._secrets, **send_options)
+        try:
+            return answers.call(volc_answers.read, self.session, "POST", self.url, control=self.control,
+                                billable=billable, prepare=self._headers(body), data=body, on_wait=on_wait,
+                                secrets=self._secrets, **send_options)
+        except VendorError as error:
+            error.hint = error.hint or _hint(error, fields)
+            raise
 
     def outpaint(self, images: list[bytes], params: VolcParams,
                  on_wait: Callable[[str], None] | None = None) -> VolcResult:

@@ -10,7 +10,7 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, transport, widgets
+from . import canvas, composite, geometry, imagecodec, transport, volc_layout, widgets
 from .credentials import VolcCredentials
 from .errors import InputError, VendorError
 from .runner import (
@@ -206,22 +206,25 @@ def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done],
     for index, ((i, v), (result, generated)) in enumerate(zip(jobs, done)):
         height, width = generated.shape[1:3]
         item = items[i]
+        layout_note = None
         if item.placement is not None:  # ratio mode: the original's box, mapped onto the real output size
             box = geometry.scale_placement(item.placement, width, height)
             seam = max(2, round(0.02 * min(box.width, box.height))) if options.keep_original else 0
             out_mask, _ = canvas.build_mask(box, 1, seam, dtype=generated.dtype, device=generated.device)
             out = composite.paste_original(generated, item.original, box, out_mask) if options.keep_original \
                 else generated
-        elif options.keep_original:
-            out, out_mask = composite.paste_back(generated, item.original.to(generated.device), item.mask)
-        else:
-            out, out_mask = generated, composite.resize_mask(item.mask, width, height)
+        else:  # canvas mode: where the canvas landed (the rule, the SDK's 0.1 sides, or unknown)
+            box, layout_note = volc_layout.locate(item.sent_size, item.expected, (width, height),
+                                                  params.max_width, params.max_height)
+            out, out_mask = volc_layout.canvas_result(generated, item.original, item.mask, box,
+                                                      options.keep_original)
         entry = VolcItemInfo(i + 1, v + 1, _seed(params.seed, v), result.request_id,
                              f"{item.sent_size[0]}x{item.sent_size[1]}", f"{width}x{height}",
                              round(result.elapsed_s, 2), result.time_elapsed, input_notes=item.notes or None)
         if item.expected != (width, height):
             entry.note = f"expected {item.expected[0]}x{item.expected[1]} " + (
                 "(the canvas sent, fitted into max_width x max_height)" if canvas_mode else "by the documented rule")
+            entry.note += f"; {layout_note}" if layout_note else ""
         entry.resized_to = batch.put(index, out, out_mask)
         report.append(entry)
     info = VolcRunInfo("canvas" if canvas_mode else "ratio", options.keep_original, report)

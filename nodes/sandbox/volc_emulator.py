@@ -6,7 +6,10 @@ https://www.volcengine.com/docs/6369/67270).
   OpenAPI form, AK/SK signature V4 checked by volc_signer.verify against the sandbox clock.
 - `POST /volcv/v1?Action=...&Version=...`: the third-party bearer gateway form
   (`Authorization: Bearer KEY`); its own key errors come in its shape (volc_protocol.proxy_auth_error),
-  everything after the key check is Volcengine's, passed through unchanged.
+  everything after the key check is Volcengine's, passed through unchanged. A bearer request to
+  `/` (a gateway given without its path) is answered as such a proxy would: 404, plain text.
+- STS: a request carrying X-Security-Token must carry a token the sandbox issued
+  (`volc_session_token`, add_session_token()), else the gateway's InvalidSecretToken.
 
 One request goes: front faults (server) -> [gateway_error fault] -> Action/Version -> auth ->
 [throttle / pre-processing error fault] -> body validation -> image decoding -> processing
@@ -45,7 +48,7 @@ from .volc_protocol import (
     success,
 )
 from .volc_request import MAX_PROMPT_CHARS, VolcJob, describe, parse_job
-from .wire import SandboxRequest, SandboxResponse
+from .wire import SandboxRequest, SandboxResponse, text_response
 
 if TYPE_CHECKING:
     from .server import SandboxServer
@@ -61,6 +64,8 @@ OUTPUT_FORMATS = ("png", "jpeg")
 DEMO_ACCESS_KEY = "AKLTsandboxDEMOaccessKEY0000000000000000"
 DEMO_SECRET_KEY = "c2FuZGJveC1kZW1vLXNlY3JldC1rZXktbm90LXJlYWw="
 DEMO_API_KEY = "sk-sandbox-demo-volc-0000000000000000"
+DEMO_SESSION_TOKEN = "STS.sandbox-demo-session-token-0000000000"
+PROXY_NOT_FOUND = "404 page not found\n"  # what a Go (new-api/one-api) gateway answers on an unknown path
 
 def _strict_base64(text: str, label: str) -> bytes:
     # Stricter than imagecodec.from_base64 (which forgives a client's data: prefix and line
@@ -83,6 +88,7 @@ class VolcSettings:
     access_key: str = DEMO_ACCESS_KEY       # the demo key pair (always accepted); add_key() adds more
     secret_key: str = DEMO_SECRET_KEY
     api_key: str = DEMO_API_KEY             # the demo bearer key of the /volcv/v1 gateway; add_api_key()
+    session_token: str = DEMO_SESSION_TOKEN  # an STS token the sandbox issued; add_session_token()
     mask_white_means: str = "generate"      # "generate" (white 255 = area to fill) or "keep"
     output_format: str = "png"              # or "jpeg"
     max_skew: timedelta = volc_signer.MAX_SKEW  # signature clock tolerance
@@ -90,6 +96,11 @@ class VolcSettings:
     max_image_side: int = 4096
     max_body_bytes: int = 32 * 1024 * 1024  # request body limit -> 50213
     max_prompt_chars: int = MAX_PROMPT_CHARS  # -> 50200
+    # Canvas mode: a side the body leaves out grows the canvas by this ratio, as the official SDK
+    # models default every side to 0.1 even with two images (what the service does is UNCONFIRMED);
+    # sides that are sent apply too. 0 = an absent side keeps the canvas.
+    canvas_absent_side: float = 0.1
+    strict_sides: bool = False              # ratio mode: a side of 0 -> 50200 (the documented (0, 1])
 
 
 class VolcEmulator:
@@ -101,6 +112,7 @@ class VolcEmulator:
         self._lock = threading.Lock()  # guards the two key sets
         self._keys: dict[str, str] = {}
         self._api_keys: set[str] = set()
+        self._session_tokens: set[str] = set()
         server.register_vendor(VENDOR, FAULT_KINDS, check_fault)
         server.add_route("POST", OFFICIAL_PATH, self._official, vendor=VENDOR)
         server.add_route("POST", PROXY_PATH, self._proxy, vendor=VENDOR)
@@ -114,6 +126,11 @@ class VolcEmulator:
         """Accept another bearer key on the /volcv/v1 gateway form."""
         with self._lock:
             self._api_keys.add(key)
+
+    def add_session_token(self, token: str) -> None:
+        """Accept another STS session token (X-Security-Token) with any known key pair."""
+        with self._lock:
+            self._session_tokens.add(token)
 
     def describe(self) -> list[str]:
         s, url = self.settings, self.server.url
@@ -130,9 +147,16 @@ class VolcEmulator:
         with self._lock:
             return self._keys.get(access_key)
 
+    def _token_known(self, token: str) -> bool:
+        with self._lock:
+            return token == self.settings.session_token or token in self._session_tokens
+
     def _official(self, request: SandboxRequest) -> SandboxResponse:
         action, version = self._action(request)
         rid = service_request_id(self.server.now())
+        if (request.header("Authorization") or "").strip().lower().startswith("bearer "):
+            request.annotate(auth="bearer")
+            return text_response(404, PROXY_NOT_FOUND)  # a bearer gateway's host, without /volcv/v1
         refused = self._gateway(request, rid, action, version)
         if refused is not None:
             return refused
@@ -142,6 +166,9 @@ class VolcEmulator:
                 self._secret_for, now=self.server.now(), max_skew=self.settings.max_skew)
         except volc_signer.SignatureError as exc:
             return gateway_error(rid, action, version, exc.code, exc.code_n, exc.http_status, exc.message)
+        token = request.header("X-Security-Token")
+        if token is not None and not self._token_known(token):
+            return gateway_error(rid, action, version, "InvalidSecretToken")
         request.annotate(auth="signature", access_key=access_key)
         return self._service(request, rid)
 
@@ -195,7 +222,9 @@ class VolcEmulator:
             if len(request.body) > self.settings.max_body_bytes:
                 raise VolcError(50213, f"the body is {len(request.body)} bytes, "
                                        f"at most {self.settings.max_body_bytes} allowed")
-            job = parse_job(request.body, self.settings.max_prompt_chars)
+            job = parse_job(request.body, self.settings.max_prompt_chars,
+                            canvas_absent_side=self.settings.canvas_absent_side,
+                            strict_sides=self.settings.strict_sides)
             request.annotate(**describe(job))
             images = self._load_images(job, request)
         except VolcError as exc:
@@ -289,8 +318,19 @@ class VolcEmulator:
     def _render(self, job: VolcJob, images: list[torch.Tensor]) -> tuple[bytes, int]:
         """The local stand-in for the model: -> (encoded image, seed used)."""
         seed = job.seed if job.seed >= 0 else secrets.randbelow(2**31)
-        if job.mode == "ratio":
-            image = images[0]
+        image = images[0]
+        if job.mode == "canvas":
+            canvas, mask = images
+            if self.settings.mask_white_means not in MASK_MEANINGS:
+                raise ValueError(f"volc_mask_white_means must be one of {MASK_MEANINGS}, "
+                                 f"got {self.settings.mask_white_means!r}")
+            white = mask >= 0.5
+            generate = white if self.settings.mask_white_means == "generate" else ~white
+            image = fill.inpaint(canvas, generate, seed)
+        if job.mode == "canvas" and not any((job.top, job.bottom, job.left, job.right)):
+            pixels = image
+            out_size = geometry.fit_within(image.shape[2], image.shape[1], job.max_width, job.max_height)
+        else:  # ratio mode, and canvas mode with sides (sent or defaulted): the canvas grows
             try:
                 placement, out_size = geometry.volc_ratio_output(
                     image.shape[2], image.shape[1], job.left, job.top, job.right, job.bottom,
@@ -298,15 +338,6 @@ class VolcEmulator:
             except InputError as exc:  # cannot happen with validated ratios and size limits
                 raise VolcError(50200, str(exc)) from None
             pixels = fill.outpaint(image, placement, seed)
-        else:
-            canvas, mask = images
-            if self.settings.mask_white_means not in MASK_MEANINGS:
-                raise ValueError(f"volc_mask_white_means must be one of {MASK_MEANINGS}, "
-                                 f"got {self.settings.mask_white_means!r}")
-            white = mask >= 0.5
-            generate = white if self.settings.mask_white_means == "generate" else ~white
-            pixels = fill.inpaint(canvas, generate, seed)
-            out_size = geometry.fit_within(canvas.shape[2], canvas.shape[1], job.max_width, job.max_height)
         array = imagecodec.resize_u8(imagecodec.image_to_uint8(pixels)[0], *out_size)
         fmt = self.settings.output_format
         if fmt not in OUTPUT_FORMATS:

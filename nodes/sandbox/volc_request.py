@@ -2,7 +2,8 @@
 (parameters: https://www.volcengine.com/docs/6791/1279296).
 
 Type errors (a string where a number belongs, 30.5 for an integer) are 50204 "Parse Args Error",
-as a Go service decoding JSON into typed fields fails; values out of range are 50200 and the
+as a Go service decoding JSON into typed fields fails; an integral float (1920.0, seed 0.0) is an
+integer, as the Java SDK's `double` fields send them; values out of range are 50200 and the
 message names the field. Images are only checked for shape here (count, mode, base64 text vs URL);
 decoding them is the emulator's next step. Unknown fields are ignored, as Go's decoder does.
 """
@@ -19,6 +20,7 @@ from .volc_protocol import REQ_KEY, VolcError
 MAX_PROMPT_CHARS = 800
 PROMPT_FIELDS = ("custom_prompt", "prompt")  # both names appear in official examples
 IMAGE_FIELDS = ("binary_data_base64", "image_urls")
+SIDES = ("top", "bottom", "left", "right")
 INT32 = (-(2**31), 2**31 - 1)
 
 
@@ -41,6 +43,7 @@ class VolcJob:
     prompt_fields: tuple[str, ...]   # which of custom_prompt / prompt the request carried
     return_url: bool
     logo_info: dict | None
+    sides_sent: tuple[str, ...] = ()  # which of top/bottom/left/right the body carried
 
 
 def _reject_constant(name: str):
@@ -66,7 +69,9 @@ def _number(form: dict, name: str, default, low, high, integer: bool = False, wh
         raise VolcError(50204, f"{label} must be {'an integer' if integer else 'a number'}, "
                                f"got {json.dumps(value)}")
     if integer and not isinstance(value, int):
-        raise VolcError(50204, f"{label} must be an integer, got {value}")
+        if not value.is_integer():  # 1920.0 is an integer to a Java/Go decoder, 30.5 is not
+            raise VolcError(50204, f"{label} must be an integer, got {value}")
+        value = int(value)
     if not (low <= value <= high):
         bounds = f"at least {low}" if high == math.inf else f"in [{low}, {high}]"
         raise VolcError(50200, f"{label} must be {bounds}, got {value}")
@@ -128,7 +133,22 @@ def _logo_info(form: dict) -> dict | None:
     return checked
 
 
-def parse_job(body: bytes, max_prompt_chars: int = MAX_PROMPT_CHARS) -> VolcJob:
+def _sides(form: dict, canvas_mode: bool, absent_side: float, strict: bool) -> dict[str, float]:
+    """Side ratios: fractions of the original's height (top/bottom) or width (left/right); an absent
+    side is 0.1 in ratio mode and `absent_side` in canvas mode (the SDK models' 0.1, even with two
+    images). 0 is accepted unless `strict` (ratio mode; the vendor documents (0, 1], whether 0 is
+    refused is UNCONFIRMED)."""
+    sides = {}
+    for name in SIDES:
+        value = float(_number(form, name, absent_side if canvas_mode else 0.1, 0, 1))
+        if strict and not canvas_mode and value == 0:
+            raise VolcError(50200, f"{name} must be in (0, 1], got 0")
+        sides[name] = value
+    return sides
+
+
+def parse_job(body: bytes, max_prompt_chars: int = MAX_PROMPT_CHARS, *, canvas_absent_side: float = 0.1,
+              strict_sides: bool = False) -> VolcJob:
     """Body bytes -> VolcJob, or VolcError with the code the service would answer."""
     form = _load(body)
     if form.get("req_key") != REQ_KEY:
@@ -136,10 +156,7 @@ def parse_job(body: bytes, max_prompt_chars: int = MAX_PROMPT_CHARS) -> VolcJob:
         # algorithm, and the account has no access to an unknown one (50400 "Access Denied: Internal Error").
         raise VolcError(50400)
     source, images = _images(form)
-    # Side ratios: fractions of the original's height (top/bottom) or width (left/right).
-    # 0 is accepted (the vendor documents (0, 1]; whether 0 is refused is UNCONFIRMED, and a
-    # side that is not expanded must be sendable). Ignored in canvas mode, still type-checked.
-    sides = {name: float(_number(form, name, 0.1, 0, 1)) for name in ("top", "bottom", "left", "right")}
+    sides = _sides(form, len(images) == 2, canvas_absent_side, strict_sides)
     prompt, prompt_fields = _prompt(form, max_prompt_chars)
     return VolcJob(
         mode="ratio" if len(images) == 1 else "canvas",
@@ -157,6 +174,7 @@ def parse_job(body: bytes, max_prompt_chars: int = MAX_PROMPT_CHARS) -> VolcJob:
         prompt_fields=prompt_fields,
         return_url=_flag(form, "return_url", False),
         logo_info=_logo_info(form),
+        sides_sent=tuple(name for name in SIDES if form.get(name) is not None),
     )
 
 
@@ -164,5 +182,6 @@ def describe(job: VolcJob) -> dict[str, Any]:
     """What the request log records about a job (tests assert on it)."""
     return {"mode": job.mode, "source": job.source, "prompt": job.prompt, "prompt_fields": job.prompt_fields,
             "seed_requested": job.seed, "sides": (job.top, job.bottom, job.left, job.right),
+            "sides_sent": job.sides_sent,
             "max_size": (job.max_width, job.max_height), "scale": job.scale, "strength": job.strength,
             "steps": job.steps, "return_url": job.return_url, "logo_info": job.logo_info}
