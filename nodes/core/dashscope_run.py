@@ -256,6 +256,13 @@ def _naming_task(exc: BaseException, task_id: str, hint: str, billed: bool | Non
     return error
 
 
+def cost_guard(items: list[_Item], credentials: DashScopeCredentials, options: DashScopeOptions,
+               control: transport.RunControl | None = None) -> paid_guard.RunGuard:
+    """The run's cache keys, journal and ledger; also the CLI's --dry-run."""
+    return paid_guard.for_dashscope(credentials, [(item.payload, item.params.parameters()) for item in items],
+                                    bool(options.resume_task_ids), options.use_cache, control)
+
+
 def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCredentials,
         options: DashScopeOptions = DashScopeOptions(), config: DashScopeConfig = DashScopeConfig(),
         hooks: RunHooks = RunHooks()) -> RunResult:
@@ -267,8 +274,7 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
         raise InputError(f"{len(resume)} task id(s) given in resume_task_ids for a batch of {len(items)} "
                          "image(s): give one per image, in batch order")
     control = transport.RunControl(options.timeout_s, VENDOR)
-    guard = paid_guard.for_dashscope(credentials, [(item.payload, item.params.parameters()) for item in items],
-                                     bool(resume), options.use_cache, control)
+    guard = cost_guard(items, credentials, options, control)
     guard.check_budget()
     session = transport.new_session()
     client = DashScopeClient(credentials, session, control, config)

@@ -74,9 +74,10 @@ class RunGuard:
         return {"jobs": n, "cached": cached, "resumed": resumed, "paid": paid, "price_cny": self.price,
                 "estimate_cny": 0.0 if paid == 0 else estimate}
 
-    def check_budget(self, extra_cny: float = 0.0) -> dict:
-        """Refuses (InputError) a run that would take today's spend past the daily limit; returns plan()."""
-        plan = self.plan()
+    def check_budget(self, plan: dict | None = None) -> dict:
+        """Refuses (InputError) a run that would take today's spend past the daily limit; returns plan()
+        (or checks the given one: the CLI's whole batch of files)."""
+        plan = plan or self.plan()
         limit = None if not self.active else self.settings.daily_limit_cny
         if limit is None or plan["paid"] == 0:
             return plan
@@ -85,7 +86,7 @@ class RunGuard:
             raise InputError(f"refused: a daily limit of CNY {limit:g} is set ({cost_state.LIMIT_VAR} or the keys "
                              f"dialog) but no {name} price, so this run cannot be estimated. Set the price per "
                              f"request ({cost_state.PRICE_VARS[self.vendor]} or the keys dialog); nothing was sent")
-        today = self.ledger.summary()["today_cny"] + extra_cny
+        today = self.ledger.summary()["today_cny"]
         if today + plan["estimate_cny"] > limit + 1e-9:
             raise InputError(f"refused by the daily limit of CNY {limit:.2f}: today's spend is CNY {today:.2f} and "
                              f"this run's estimate is CNY {plan['estimate_cny']:.2f} ({plan['paid']} x CNY "

@@ -168,6 +168,14 @@ def _decoded(result: VolcResult, item: _Item) -> torch.Tensor:
     return generated
 
 
+def cost_guard(items: list[_Item], params: VolcParams, credentials: VolcCredentials, options: VolcOptions,
+               config: VolcConfig, control: transport.RunControl | None = None) -> paid_guard.RunGuard:
+    """The run's cache keys, journal and ledger (item-major jobs, as run() sends them); also the CLI's --dry-run."""
+    return paid_guard.for_volc(credentials, [(item.payload, _seed(params.seed, v)) for item in items
+                                             for v in range(options.variants)], params, config, options.use_cache,
+                               control)
+
+
 def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, credentials: VolcCredentials,
         options: VolcOptions = VolcOptions(), config: VolcConfig = VolcConfig(),
         hooks: RunHooks = RunHooks()) -> RunResult:
@@ -177,8 +185,7 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
     items = prepare_items(image, mask, params, config, options.image_format)
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
     control = transport.RunControl(options.timeout_s, VENDOR)
-    guard = paid_guard.for_volc(credentials, [(items[i].payload, _seed(params.seed, v)) for i, v in jobs], params,
-                                config, options.use_cache, control)
+    guard = cost_guard(items, params, credentials, options, config, control)
     guard.check_budget()
     session = transport.new_session()
     client = VolcClient(credentials, session, control, config)
