@@ -94,7 +94,7 @@ def test_another_account_or_base_url_is_another_key():
     creds = module("nodes.core.credentials")
     a = creds.VolcCredentials("aksk", "env", "http://127.0.0.1:1", "AK1", "SK")
     items = [(([b"img"]), -1)]
-    key = lambda c: volc_run.paid_guard.for_volc(c, items, RATIO, volc.VolcConfig()).keys[0]  # noqa: E731
+    key = lambda c: volc_run.paid_guard.for_volc(c, items, RATIO, volc.VolcConfig()).keys[0]
     assert key(a) != key(creds.VolcCredentials("aksk", "env", "http://127.0.0.1:1", "AK2", "SK"))
     assert key(a) != key(creds.VolcCredentials("aksk", "env", "http://127.0.0.1:2", "AK1", "SK"))
     assert key(a) == key(creds.VolcCredentials("aksk", "env", "http://127.0.0.1:1", "AK1", "other SK"))
@@ -114,7 +114,7 @@ def child_env(sb, tmp_path, **extra):
 
 def cli(env, *args, timeout=90):
     return subprocess.run([sys.executable, str(CLI), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=env["HOME"])
+                          timeout=timeout, cwd=env["HOME"], check=False)
 
 
 @pytest.mark.parametrize("vendor,flags", [("volc", ["--variants", "2"]), ("dashscope", [])])
@@ -169,8 +169,9 @@ def test_a_killed_process_after_the_dashscope_create_costs_no_new_task(tmp_path)
 
 def test_a_failed_task_leaves_nothing_to_resume(sb, cached, cloud_env):
     sb.inject("dashscope", "task_failed")
-    with pytest.raises(Exception):
+    with pytest.raises(module("nodes.core.errors").ItemError):
         run_dashscope(picture(size=(64, 64)))
+    assert sb.billable_count("dashscope") == 1
     assert not list((cached / "journal").glob("*.json"))
     run_dashscope(picture(size=(64, 64)))  # a new task: the failed one is not resumed
     assert sb.billable_count("dashscope") == 2
@@ -262,3 +263,13 @@ def test_the_size_cap_evicts_the_least_recently_used(sb, cached, cloud_env):
     assert sb.billable_count("volc") == 2  # the newest is kept
     run_volc(picture(seed=1))
     assert sb.billable_count("volc") == 3  # the oldest went
+
+
+def test_the_status_line_says_from_cache_with_the_original_id(sb, cached):
+    runner = module("nodes.core.runner")
+    first = run_volc(picture(seed=9))
+    lines = []
+    volc_run.run(picture(seed=9), None, RATIO, backends.volc_credentials("cloud"), volc_run.VolcOptions(),
+                 hooks=runner.RunHooks(status=lines.append))
+    assert lines[-1].startswith("Volcengine: 1 done: 0 paid")
+    assert f"from cache: request id {first.info.results[0].request_id}, paid 20" in lines[-1]

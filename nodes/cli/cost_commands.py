@@ -54,11 +54,11 @@ def check_limit(totals: dict) -> None:
 def dry_run(plan, sources) -> int:
     lines, totals = preview(plan, sources)
     where = "the sandbox (offline, free)" if plan.backend == "sandbox" else plan.credentials.base_url
-    out = [f"dry run: nothing is sent. {plan.vendor} {plan.mode} via {where}", *lines,
-           f"total: {totals['jobs']} call(s), {totals['cached']} from cache, {totals['resumed']} resumed, "
-           f"{totals['paid']} to pay at {_money(totals['price_cny'])} each: estimate "
-           f"{_money(totals['estimate_cny'])}"]
-    report = cost_state.report()
+    total = (f"total: {totals['jobs']} call(s), {totals['cached']} from cache, {totals['resumed']} resumed, "
+             f"{totals['paid']} to pay at {_money(totals['price_cny'])} each: estimate "
+             f"{_money(totals['estimate_cny'])}")
+    out = [f"dry run: nothing is sent. {plan.vendor} {plan.mode} via {where}", *lines, total]
+    report = _report()
     limit = report["limit_cny"]
     out.append(f"today: {_money(report['today_cny'])} spent; daily limit: "
                f"{'none' if limit is None else _money(limit)}")
@@ -72,21 +72,30 @@ def dry_run(plan, sources) -> int:
     return EXIT_OK
 
 
+def _report() -> dict:
+    try:
+        return cost_state.report()
+    except InputError as exc:  # a malformed CLOUD_OUTPAINT_* variable
+        raise UsageError(str(exc)) from None
+
+
 def cmd_spend(args) -> int:
-    report = cost_state.report()
+    report = _report()
     if args.json:
         sys.stdout.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
         return EXIT_OK
     limit = report["limit_cny"]
     prices = report["prices"]
-    lines = [f"today: {_money(report['today_cny'])} (requests: Volcengine {report['requests_today']['volc']}, "
-             f"DashScope {report['requests_today']['dashscope']})",
+    today = (f"today: {_money(report['today_cny'])} (requests: Volcengine {report['requests_today']['volc']}, "
+             f"DashScope {report['requests_today']['dashscope']})")
+    cache = (f"cache: {report['cache']['entries']} result(s), {report['cache']['bytes'] / 2**20:.1f} MiB"
+             + ("" if report["cache"]["enabled"] else f" (off: {cost_state.CACHE_VAR}=off)"))
+    volc_price = "not set" if prices["volc"] is None else f"{_money(prices['volc'])} per request"
+    lines = [today,
              f"this month: {_money(report['month_cny'])}",
              f"daily limit: {'none' if limit is None else _money(limit)}",
-             f"prices: Volcengine {_money(prices['volc'])} per request, DashScope {_money(prices['dashscope'])} "
-             "per image",
-             f"cache: {report['cache']['entries']} result(s), {report['cache']['bytes'] / 2**20:.1f} MiB"
-             + ("" if report["cache"]["enabled"] else f" (off: {cost_state.CACHE_VAR}=off)"),
+             f"prices: Volcengine {volc_price}, DashScope {_money(prices['dashscope'])} per image",
+             cache,
              f"folder: {cost_state.state_dir()}"]
     if report["entries"]:
         lines.append(f"recent ({min(len(report['entries']), args.last)} of the last 50, newest first):")
@@ -101,7 +110,7 @@ def cmd_cache(args) -> int:
     if args.clear:
         sys.stdout.write(f"cleared {cost_state.clear_cache()} cached result(s) from {cost_state.state_dir()}\n")
         return EXIT_OK
-    cache = cost_state.report()["cache"]
+    cache = _report()["cache"]
     sys.stdout.write(f"{cache['entries']} cached result(s), {cache['bytes'] / 2**20:.1f} MiB in "
                      f"{cost_state.state_dir() / 'cache'}" + ("" if cache["enabled"] else " (the cache is off)")
                      + f"\n(`{PROG} cache --clear` empties it)\n")

@@ -186,8 +186,8 @@ class RunGuard:
             if index < len(result.info.results):
                 result.info.results[index].from_cache = entry.describe()
         cost = self.cost()
-        result.info.cost = cost
-        if self.active:
+        if self.active:  # a sandbox run is free and counted nowhere: its info stays as it was
+            result.info.cost = cost
             price = "price not set" if cost["cost_cny"] is None else f"CNY {cost['cost_cny']:.2f}"
             text = f"{NAMES[self.vendor]}: {len(self.keys)} done: {cost['paid']} paid ({price})"
             if self.hits:

@@ -103,7 +103,6 @@ class ResultCache:
         for path in self._paths(key):
             with contextlib.suppress(OSError):
                 path.unlink()
-        return None
 
     def put(self, key: str, entry: Entry) -> None:
         if self.cap <= 0 or len(entry.image) > min(self.cap, MAX_RESULT_BYTES):
