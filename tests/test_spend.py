@@ -169,3 +169,36 @@ def test_cli_dry_run_sends_nothing_and_spend_and_cache_show_the_same_data(sb, tm
     cleared = runs.cli(env, "cache", "--clear")
     assert cleared.returncode == 0 and "cleared 3" in cleared.stdout
     assert "0 cached result(s)" in runs.cli(env, "cache").stdout
+
+
+def test_inside_comfyui_the_state_lives_beside_the_key_store(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    routes = module("nodes.routes")
+    store = module("nodes.core.credential_store")
+    folder_paths = types.ModuleType("folder_paths")
+    folder_paths.get_user_directory = lambda: str(tmp_path / "user")
+    monkeypatch.setitem(sys.modules, "folder_paths", folder_paths)
+    monkeypatch.setitem(sys.modules, "server", None)  # no PromptServer: the paths are set all the same
+    monkeypatch.setattr(routes, "_installed", False)
+    monkeypatch.setattr(store, "_default_path", None)
+    monkeypatch.setattr(cost_state, "_comfy_dir", None)
+    routes.install()
+    assert cost_state.state_dir({}) == tmp_path / "user" / "cloud_outpaint" == store.default_path().parent
+    assert cost_state.state_dir({"CLOUD_OUTPAINT_CACHE_DIR": str(tmp_path / "x")}) == tmp_path / "x"
+    monkeypatch.setattr(cost_state, "_comfy_dir", None)
+    assert cost_state.state_dir({"XDG_CACHE_HOME": str(tmp_path / "xdg")}) == tmp_path / "xdg" / "cloud-outpaint"
+
+
+def test_a_damaged_journal_entry_is_forgotten(tmp_path):
+    journal = module("nodes.core.task_journal").TaskJournal(tmp_path)
+    journal.record("k" * 64, "d76ec1e8-ea27-4038-8913-235c88ef0f70", "req")
+    assert journal.pending("k" * 64) == ("d76ec1e8-ea27-4038-8913-235c88ef0f70", "req")
+    (tmp_path / ("k" * 64 + ".json")).write_bytes(b'{"task_id": 5')
+    assert journal.pending("k" * 64) is None and not list(tmp_path.glob("*.json"))
+    journal.record("k" * 64, "d76ec1e8-ea27-4038-8913-235c88ef0f70", "req")
+    entry = json.loads((tmp_path / ("k" * 64 + ".json")).read_text())
+    entry["created"] -= 25 * 3600  # past the task id's 24 h life
+    (tmp_path / ("k" * 64 + ".json")).write_text(json.dumps(entry))
+    assert journal.pending("k" * 64) is None
