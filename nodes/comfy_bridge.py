@@ -105,6 +105,10 @@ class NodeFeedback:
             _model_management.interrupt_current_processing(True)
 
 
-def input_size_ui(width: int, height: int) -> dict:
-    """UI payload for the frontend's geometry preview (web/js): the real input size of the last run."""
-    return {"cloud_outpaint_input": [{"width": int(width), "height": int(height)}]}
+def input_size_ui(width: int, height: int, info=None) -> dict:
+    """UI payload for the frontend (web/js): the real input size of the last run (geometry preview) and,
+    given the run's info, what it cost (the cost badge: results from the cache, paid calls, CNY or null)."""
+    ui = {"cloud_outpaint_input": [{"width": int(width), "height": int(height)}]}
+    if info is not None:  # a sandbox run has no info.cost: it is free
+        ui["cloud_outpaint_cost"] = [dict(getattr(info, "cost", None) or {"cached": 0, "paid": 0, "cost_cny": 0.0})]
+    return ui

@@ -10,6 +10,9 @@ nothing; tests drive build_routes()/add_routes() on a plain aiohttp application.
     POST /cloud_outpaint/credentials/clear   {"vendor"} -> same shape as GET
     POST /cloud_outpaint/test                {"vendor", "backend"} -> connection_check answer
     GET  /cloud_outpaint/geometry?node=..&width=..&height=..&<widget>=.. -> preview
+    GET  /cloud_outpaint/spend               -> spend today/month, limit, prices, recent entries, cache size
+    POST /cloud_outpaint/spend/settings      {"volc_price_cny", "daily_limit_cny"} -> same as GET /spend
+    POST /cloud_outpaint/cache/clear         {} -> {"cleared": n}
 
 Security: every request must come from the ComfyUI page itself (route_guard.py: Host allowlist
 against DNS rebinding, no cross-site requests, and the X-Cloud-Outpaint: 1 header on every POST);
@@ -30,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from aiohttp import web
 
 from . import route_guard
-from .core import connection_check, credential_store, preview
+from .core import connection_check, cost_state, credential_store, preview
 from .core.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
@@ -163,7 +166,25 @@ def build_routes(store_path: Callable[[], pathlib.Path] = credential_store.defau
         query = {key: request.query.get(key, "") for key in request.query}
         return _json(preview.compute(query.pop("node", ""), query))
 
+    async def get_spend(request: web.Request) -> web.Response:
+        return _json(await asyncio.to_thread(cost_state.report, env()))
+
+    async def post_spend_settings(request: web.Request) -> web.Response:
+        body = await _body(request)
+        locked = cost_state.load(env()).locked  # given by an environment variable, which wins: not saved
+        await asyncio.to_thread(cost_state.save, {k: v for k, v in body.items() if k not in locked}, env())
+        return _json(await asyncio.to_thread(cost_state.report, env()))
+
+    async def clear_cache(request: web.Request) -> web.Response:
+        await _body(request)
+        cleared = await asyncio.to_thread(cost_state.clear_cache, env())
+        log.info("cloud_outpaint: %d cached result(s) cleared", cleared)
+        return _json({"cleared": cleared})
+
     return [("GET", f"{PREFIX}/credentials", _guarded(get_credentials, refusal)),
+            ("GET", f"{PREFIX}/spend", _guarded(get_spend, refusal)),
+            ("POST", f"{PREFIX}/spend/settings", _guarded(post_spend_settings, refusal)),
+            ("POST", f"{PREFIX}/cache/clear", _guarded(clear_cache, refusal)),
             ("POST", f"{PREFIX}/credentials", _guarded(post_credentials, refusal)),
             ("POST", f"{PREFIX}/credentials/clear", _guarded(clear_credentials, refusal)),
             ("POST", f"{PREFIX}/test", _guarded(test_connection, refusal)),
@@ -195,6 +216,7 @@ def install() -> bool:
     user_dir = getattr(folder_paths, "get_user_directory", None)
     if user_dir is not None:
         credential_store.set_default_path(credential_store.path_in_user_dir(user_dir()))
+        cost_state.set_comfy_dir(user_dir())  # cache, task journal, spend ledger beside the store
     try:
         from server import PromptServer
     except ImportError:

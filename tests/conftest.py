@@ -5,8 +5,10 @@ top-level module called `nodes`, and so does this pack).
 """
 
 import importlib.util
+import os
 import pathlib
 import sys
+import tempfile
 
 import pytest
 import requests
@@ -14,6 +16,13 @@ import requests
 TESTS = pathlib.Path(__file__).resolve().parent
 ROOT = TESTS.parent
 PACK = "cloud_outpaint_under_test"
+
+# The result cache and task journal (issue 13) would answer the suites' repeated identical runs: off for
+# every test (and the processes they start) unless a test turns it on; nothing goes to the user's folders.
+os.environ.setdefault("CLOUD_OUTPAINT_CACHE", "off")
+os.environ.setdefault("CLOUD_OUTPAINT_CACHE_DIR", tempfile.mkdtemp(prefix="cloud-outpaint-state-"))
+for _name in ("CLOUD_OUTPAINT_DAILY_LIMIT_CNY", "CLOUD_OUTPAINT_PRICE_VOLC_CNY", "CLOUD_OUTPAINT_PRICE_DASHSCOPE_CNY"):
+    os.environ.pop(_name, None)
 
 sys.path.insert(0, str(TESTS / "stubs"))
 sys.path.insert(0, str(TESTS))

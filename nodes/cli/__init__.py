@@ -1,4 +1,5 @@
-"""The pack's command line (`python cli.py ...` from the pack folder): outpaint, demo, check, sandbox.
+"""The pack's command line (`python cli.py ...` from the pack folder): outpaint, demo, check, sandbox,
+spend, cache.
 
 Built on the same ComfyUI-free core as the nodes (nodes/core): the same runs, the same
 credentials, the same sandbox. Nothing here imports comfy_api or ComfyUI. torch is imported only by
@@ -13,10 +14,11 @@ import math
 import shutil
 import sys
 
-from ..core import widgets
+from ..core import cost_state, widgets
 from ..core.errors import ConfigError
 from . import widget_flags
 from .check import cmd_check
+from .cost_commands import cmd_cache, cmd_spend
 from .demo import cmd_demo
 from .exits import (
     EXIT_CODES,
@@ -128,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the vendor's pixels everywhere (default: paste the original back with a soft seam)")
     p.add_argument("--store", metavar="FILE", help="the pack's credential store file (see credentials below)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no output paths, no summary; errors only")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (calls per file, answered by the result cache, to pay) and the estimated "
+                        "cost against today's spend and the daily limit; nothing is sent")
+    p.add_argument("--no-cache", action="store_true",
+                   help="pay for fresh results even where the result cache holds this very request's answer")
 
     v = p.add_argument_group(
         "Volcengine (--vendor volc)",
@@ -205,6 +212,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vendor", choices=["all", "volc", "dashscope"], default="all", help="which vendor (default all)")
     p.add_argument("--store", metavar="FILE", help="the pack's credential store file")
     p.set_defaults(func=cmd_check)
+
+    # spend
+    p = sub.add_parser("spend", formatter_class=_Formatter, help="what the cloud calls have cost",
+                       description="Today's and this month's estimated spend, the daily limit, the prices and the "
+                                   "latest billable calls from the spend ledger (the same data as ComfyUI's "
+                                   "GET /cloud_outpaint/spend). Prices: DashScope CNY 0.18 per image "
+                                   f"({cost_state.PRICE_VARS['dashscope']}); Volcengine "
+                                   f"{cost_state.PRICE_VARS['volc']} (not set until given); limit "
+                                   f"{cost_state.LIMIT_VAR}. The ledger, cache and journal live in "
+                                   f"${cost_state.DIR_VAR}, else $XDG_CACHE_HOME/cloud-outpaint or "
+                                   "~/.cache/cloud-outpaint.")
+    p.add_argument("--json", action="store_true", help="print the JSON of GET /cloud_outpaint/spend")
+    p.add_argument("--last", type=int, default=10, metavar="N", help="recent entries shown (default 10)")
+    p.set_defaults(func=cmd_spend)
+
+    # cache
+    p = sub.add_parser("cache", formatter_class=_Formatter, help="the result cache's size, or --clear it",
+                       description="The durable result cache answers a request made before (same image, same "
+                                   "parameters, same account) without a call. Shows its size; --clear empties it. "
+                                   f"{cost_state.CACHE_VAR}=off turns it off, {cost_state.CACHE_MB_VAR} caps it "
+                                   f"(default {cost_state.DEFAULT_CACHE_MB} MB, least recently used first out).")
+    p.add_argument("--clear", action="store_true", help="remove every cached result")
+    p.set_defaults(func=cmd_cache)
 
     # sandbox
     p = sub.add_parser("sandbox", formatter_class=_Formatter, help="run the offline sandbox server",

@@ -102,6 +102,16 @@ class VolcPlan:
         params = self.params_for(image.shape[2], image.shape[1])
         return volc_run.run(image, mask, params, self.credentials, self.options, self.config, hooks), about
 
+    def cost_guard(self, image: torch.Tensor, index: int):
+        """What the file's run would pay, without sending anything (--dry-run, the daily limit)."""
+        from ..core import volc_run
+
+        mask = self.mask
+        if self.pad is not None:
+            image, mask, _ = self.pad.build(image)
+        items = volc_run.prepare_items(image, mask, self.params, self.config, self.options.image_format)
+        return volc_run.cost_guard(items, self.params, self.credentials, self.options, self.config)
+
 
 @dataclasses.dataclass
 class DashScopePlan:
@@ -129,6 +139,12 @@ class DashScopePlan:
         return dashscope_run.run(image, self.params, self.credentials, self.options_for(index), self.config,
                                  hooks), None
 
+    def cost_guard(self, image: torch.Tensor, index: int):
+        from ..core import dashscope_run
+
+        items = dashscope_run.prepare_items(image, self.params, self.config, self.options.image_format)
+        return dashscope_run.cost_guard(items, self.credentials, self.options_for(index))
+
 
 def _given(args, names) -> dict:
     """The options among `names` that were given on the command line."""
@@ -145,7 +161,7 @@ def _flags(args, names) -> list[str]:
 
 def _options(args, options_type, **fixed):
     """The run options: the options type's defaults, overridden by what was given."""
-    given = {"keep_original": not args.no_keep_original, **fixed}
+    given = {"keep_original": not args.no_keep_original, "use_cache": not getattr(args, "no_cache", False), **fixed}
     if args.timeout is not None:
         given["timeout_s"] = args.timeout
     if args.image_format is not None:

@@ -13,7 +13,7 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, transport, widgets
+from . import canvas, composite, geometry, imagecodec, paid_guard, transport, widgets
 from .credentials import DashScopeCredentials
 from .dashscope import (
     DashScopeClient,
@@ -83,6 +83,7 @@ class DashScopeItemInfo:
     note: str | None = None  # the output size differs from the documented rules
     input_notes: list[str] | None = None  # what was done to the input to fit the vendor's limits
     resized_to: str | None = None  # the output was resized to the batch's size
+    from_cache: str | None = None  # served by the result cache: its original task id, when it was paid
 
 
 @dataclass
@@ -164,14 +165,15 @@ class _Done(NamedTuple):
 
 
 def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: str | None,
-         report: JobReport) -> _Done:
+         report: JobReport, guard: paid_guard.RunGuard) -> _Done:
     def unless_stopping(text: str) -> None:  # before the task exists, a retry wait is a safe place to stop
         if report.stopping:
             raise Stopped()
         report(text)
 
-    if resume_id:
-        task_id, request_id = resume_id, ""
+    journaled = None if resume_id else guard.journaled(index)  # created by a run that did not get its result
+    if resume_id or journaled:
+        task_id, request_id = journaled or (resume_id, "")
     else:
         report("uploading")
         url = client.upload(item.payload, upload_name(index, fmt), on_wait=unless_stopping)
@@ -182,6 +184,7 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
             if exc.task_id:  # a malformed answer that still names its task: it may run, and be billed
                 raise _naming_task(exc, exc.task_id, resume_hint(exc.task_id, client.cancel(exc.task_id)))
             raise
+        guard.created(index, task_id, request_id)  # durable before polling: a crash now costs no new task
     report.spend("task id", task_id)
     created = time.monotonic()  # for a resumed task: when we started watching it
 
@@ -204,6 +207,7 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
             log.warning("DashScope: run interrupted while waiting for task %s: %s", task_id, hint)
         raise _naming_task(exc, task_id, hint)
     if answer.task_status != SUCCEEDED:
+        guard.ended(index)
         raise task_error(answer, task_id)  # finished: nothing to cancel
     try:
         image = client.download(answer.output_image_url, on_wait=report,
@@ -212,6 +216,13 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
         raise _naming_task(exc, task_id, f"the task succeeded: put {task_id} in resume_task_ids to fetch its "
                            "result again without paying", billed=True)
     result = TaskResult(task_id, image, answer, request_id, polls, time.monotonic() - created)
+    done = _Done(result, _decoded(result, item))
+    guard.paid(index, task_id, image, request_id=request_id)
+    return done
+
+
+def _cached(entry, item: _Item) -> _Done:
+    result = TaskResult(entry.id, entry.image, None, entry.extra.get("request_id", ""))
     return _Done(result, _decoded(result, item))
 
 
@@ -245,6 +256,13 @@ def _naming_task(exc: BaseException, task_id: str, hint: str, billed: bool | Non
     return error
 
 
+def cost_guard(items: list[_Item], credentials: DashScopeCredentials, options: DashScopeOptions,
+               control: transport.RunControl | None = None) -> paid_guard.RunGuard:
+    """The run's cache keys, journal and ledger; also the CLI's --dry-run."""
+    return paid_guard.for_dashscope(credentials, [(item.payload, item.params.parameters()) for item in items],
+                                    bool(options.resume_task_ids), options.use_cache, control)
+
+
 def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCredentials,
         options: DashScopeOptions = DashScopeOptions(), config: DashScopeConfig = DashScopeConfig(),
         hooks: RunHooks = RunHooks()) -> RunResult:
@@ -256,16 +274,20 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
         raise InputError(f"{len(resume)} task id(s) given in resume_task_ids for a batch of {len(items)} "
                          "image(s): give one per image, in batch order")
     control = transport.RunControl(options.timeout_s, VENDOR)
+    guard = cost_guard(items, credentials, options, control)
+    guard.check_budget()
     session = transport.new_session()
     client = DashScopeClient(credentials, session, control, config)
-    jobs = [lambda report, i=i: _job(client, items[i], i, options.image_format, resume[i] if resume else None,
-                                     report) for i in range(len(items))]
+    client.cancel = guard.watch_cancel(client.cancel)
+    jobs = [guard.wrap(i, lambda report, i=i: _job(client, items[i], i, options.image_format,
+                                                   resume[i] if resume else None, report, guard),
+                       lambda entry, i=i: _cached(entry, items[i])) for i in range(len(items))]
     try:
         done = run_batch(jobs, [f"image {i + 1}" for i in range(len(items))], control=control,
                          concurrency=options.concurrency, hooks=hooks, advice=resume_advice)
     finally:
         session.close()
-    return assemble(image, items, done, params, options)
+    return guard.finish(assemble(image, items, done, params, options), hooks)
 
 
 def assemble(image: torch.Tensor, items: list[_Item], done: list[_Done], params: DashScopeParams,

@@ -28,10 +28,11 @@ class CommonOptions:
     timeout_s: float
     concurrency: int  # requests or tasks in flight: 1 to widgets.MAX_CONCURRENCY
     image_format: str  # upload format of the image
+    use_cache: bool = True  # False: a fresh paid result, whatever the result cache holds (paid_guard.py)
 
     def validate(self) -> None:
         """Checked before anything is encoded or sent."""
-        for name in ("keep_original", "concurrency", "image_format"):
+        for name in ("keep_original", "concurrency", "image_format", "use_cache"):
             self.widgets[name].check(getattr(self, name), self.vendor)
         t = self.timeout_s  # any positive time here: the widgets' 10 s minimum is the nodes' own
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
@@ -40,10 +41,15 @@ class CommonOptions:
 
 class RunInfo:
     """Base of a run's typed report (dataclasses): the node's `info` JSON is made from it at the edge.
-    Fields that are None are left out; `vendor` comes first, as the node's info JSON always had it."""
+    Fields that are None are left out; `vendor` comes first, as the node's info JSON always had it;
+    `cost` (paid_guard: cached, paid, cost_cny), set after the run, comes last."""
+
+    cost: dict | None = None
 
     def to_dict(self) -> dict:
         plain = _plain(self)
+        if self.cost is not None:
+            plain["cost"] = self.cost
         return {"vendor": plain.pop("vendor"), **plain} if "vendor" in plain else plain
 
     def to_json(self) -> str:

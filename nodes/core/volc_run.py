@@ -10,7 +10,7 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, transport, volc_layout, widgets
+from . import canvas, composite, geometry, imagecodec, paid_guard, transport, volc_layout, widgets
 from .credentials import VolcCredentials
 from .errors import InputError, VendorError
 from .runner import (
@@ -57,6 +57,7 @@ class VolcItemInfo:
     note: str | None = None  # the output size differs from the documented rule
     input_notes: list[str] | None = None  # what was done to the input to fit the vendor's limits
     resized_to: str | None = None  # the output was resized to the batch's size
+    from_cache: str | None = None  # served by the result cache: its original request id, when it was paid
 
 
 @dataclass
@@ -167,6 +168,14 @@ def _decoded(result: VolcResult, item: _Item) -> torch.Tensor:
     return generated
 
 
+def cost_guard(items: list[_Item], params: VolcParams, credentials: VolcCredentials, options: VolcOptions,
+               config: VolcConfig, control: transport.RunControl | None = None) -> paid_guard.RunGuard:
+    """The run's cache keys, journal and ledger (item-major jobs, as run() sends them); also the CLI's --dry-run."""
+    return paid_guard.for_volc(credentials, [(item.payload, _seed(params.seed, v)) for item in items
+                                             for v in range(options.variants)], params, config, options.use_cache,
+                               control)
+
+
 def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, credentials: VolcCredentials,
         options: VolcOptions = VolcOptions(), config: VolcConfig = VolcConfig(),
         hooks: RunHooks = RunHooks()) -> RunResult:
@@ -176,6 +185,8 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
     items = prepare_items(image, mask, params, config, options.image_format)
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
     control = transport.RunControl(options.timeout_s, VENDOR)
+    guard = cost_guard(items, params, credentials, options, config, control)
+    guard.check_budget()
     session = transport.new_session()
     client = VolcClient(credentials, session, control, config)
 
@@ -184,19 +195,26 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
         result = client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)), on_wait=report)
         if result.request_id:
             report.spend("request id", result.request_id)
-        return _Done(result, _decoded(result, items[i]))
+        done = _Done(result, _decoded(result, items[i]))
+        guard.paid(index, result.request_id, result.image, time_elapsed=result.time_elapsed)
+        return done
+
+    def cached(index: int, entry) -> _Done:
+        result = VolcResult(entry.image, entry.id, 0.0, entry.extra.get("time_elapsed", ""))
+        return _Done(result, _decoded(result, items[jobs[index][0]]))
 
     def label(index: int) -> str:
         i, v = jobs[index]
         return f"image {i + 1}" + (f" variant {v + 1}" if options.variants > 1 else "")
 
     try:
-        done = run_batch([lambda report, k=k: job(k, report) for k in range(len(jobs))],
+        done = run_batch([guard.wrap(k, lambda report, k=k: job(k, report), lambda entry, k=k: cached(k, entry))
+                          for k in range(len(jobs))],
                          [label(k) for k in range(len(jobs))], control=control,
                          concurrency=options.concurrency, hooks=hooks)
     finally:
         session.close()
-    return assemble(items, jobs, done, params, options, canvas_mode)
+    return guard.finish(assemble(items, jobs, done, params, options, canvas_mode), hooks)
 
 
 def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done], params: VolcParams,

@@ -106,6 +106,8 @@ def defaults(widgets: Mapping[str, Widget], *names: str) -> dict[str, Any]:
 
 
 _KEEP = _bool("keep_original", True, "paste the original pixels back over the result with a soft seam")
+_USE_CACHE = _bool("use_cache", True, "serve a request answered before (same image, same settings, same account) "
+                                      "from the pack's result cache for free; off = pay for a fresh result")
 
 _VOLC_SIDE = ("fraction of the image {} added on the {} side (ratio mode; Volcengine allows 0 to 1, "
               "1 = double that side); ignored when a mask is connected")
@@ -159,6 +161,7 @@ VOLC = table(
          modes=("target_size",)),
     _combo("anchor", ANCHORS, "center", "where the original sits when the canvas is given as a whole (scale, "
                                         "aspect_ratio, target_size)", modes=("scale", "aspect_ratio", "target_size")),
+    _USE_CACHE,
 )
 
 _DS_OFFSET = "pixels added on the {} (mode = offsets), in this image's own pixels"
@@ -187,6 +190,7 @@ DASHSCOPE = table(
     _combo("image_format", ("png", "jpeg"), "png", "upload format (the vendor takes up to 10 MB)"),
     _text("resume_task_ids", "", "task ids (comma separated, one per image) of earlier runs: fetch those "
                                  "results instead of creating new, billed tasks"),
+    _USE_CACHE,
 )
 
 _CANVAS_SIDE = "pixels added on the {} side (expand_mode = pixels)"
