@@ -100,8 +100,16 @@ def upload(http, sb, data=IMAGE_PNG, name="in.png", model=MODEL, key=None) -> st
     return f"oss://{policy['upload_dir']}/{name}"
 
 
+EXPANSION = ("angle", "output_ratio", "x_scale", "y_scale", "top_offset", "bottom_offset", "left_offset",
+             "right_offset")
+EXPANSION_GIVEN = frozenset(EXPANSION)
+SOME_EXPANSION = {"x_scale": 2.0}  # what create() sends when a test names no expansion (an empty one is refused)
+
+
 def create(http, sb, image_url, *, key=None, resolve=True, async_header="enable", workspace=None, body=None,
            **parameters):
+    if not EXPANSION_GIVEN.intersection(parameters):
+        parameters = {**SOME_EXPANSION, **parameters}
     headers = {"Content-Type": "application/json", **auth(sb, key)}
     if async_header is not None:
         headers["X-DashScope-Async"] = async_header

@@ -63,7 +63,7 @@ def test_scale_mode_through_the_upload_flow(sb):
 @pytest.mark.parametrize("params,size", [
     (ds.DashScopeParams(mode="output_ratio", output_ratio="16:9"), (910, 512)),
     (ds.DashScopeParams(mode="output_ratio", output_ratio="3:4"), (512, 683)),
-    (ds.DashScopeParams(mode="offsets", left_offset=100, bottom_offset=30), (612, 542)),
+    (ds.DashScopeParams(mode="offsets", left_offset=100, right_offset=0, bottom_offset=30), (612, 542)),
     (ds.DashScopeParams(mode="rotate_only", angle=30), geometry.rotated_size(512, 512, 30)),
 ])
 def test_every_mode_gives_the_documented_size(sb, params, size):
@@ -79,7 +79,7 @@ def test_rotation_marks_the_corners_as_generated(sb):
 
 
 def test_small_images_are_scaled_up_and_mapped_back(sb):
-    out, mask, info = run(sb, photo(h=256, w=256), ds.DashScopeParams(mode="offsets", left_offset=64))
+    out, mask, info = run(sb, photo(h=256, w=256), ds.DashScopeParams(mode="offsets", left_offset=64, right_offset=0))
     assert out.shape == (1, 256, 320, 3)  # the user's pixels: 64 px more on the left
     report = info.to_dict()["results"][0]
     assert report["sent"] == "512x512" and report["vendor_output"] == "640x512"
@@ -213,7 +213,7 @@ def test_interrupt_while_polling_ends_fast_and_cancels(sb):
 # ---- bad input: nothing is sent ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("image,params,match", [
-    (photo(), ds.DashScopeParams(mode="rotate_only", angle=90), "quarter"),
+    (photo(), ds.DashScopeParams(mode="rotate_only", angle=0), "angle 0 does nothing"),
     (photo(), ds.DashScopeParams(mode="scale", x_scale=3.5), "x_scale"),
     (photo(), ds.DashScopeParams(mode="offsets", left_offset=1000, right_offset=600), "3x the side"),
     (photo(), ds.DashScopeParams(mode="output_ratio", output_ratio="2:1"), "output_ratio"),

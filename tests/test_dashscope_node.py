@@ -40,7 +40,8 @@ def test_schema_matches_execute_and_keeps_the_vendor_watermark_default():
 
 
 def test_sandbox_backend_runs_offline():
-    out, mask, info = run_node(torch.rand((1, 512, 512, 3)), backend="sandbox", mode="offsets", left_offset=64)
+    out, mask, info = run_node(torch.rand((1, 512, 512, 3)), backend="sandbox", mode="offsets", left_offset=64,
+                               right_offset=0)
     assert out.shape == (1, 512, 576, 3) and mask.shape == (1, 512, 576)
     assert json.loads(info)["results"][0]["task_id"]
 

@@ -90,7 +90,7 @@ def test_geometry_of_dashscope_modes():
     ({"node": "VolcOutpaint", "width": 64, "height": 64, "top": 0, "bottom": 0, "left": 0, "right": 0},
      "nothing to outpaint"),
     ({"node": "VolcOutpaint", "width": 64, "height": 64, "top": 1.5}, "0.0 to 1.0"),
-    ({"node": "DashScopeOutpaint", "width": 800, "height": 600, "angle": 90}, "quarter turns"),
+    ({"node": "DashScopeOutpaint", "width": 800, "height": 600, "mode": "rotate_only"}, "angle 0 does nothing"),
     ({"node": "DashScopeOutpaint", "width": 800, "height": 600, "x_scale": 4}, "1.0 to 3.0"),
     ({"node": "DashScopeOutpaint", "width": 4000, "height": 100}, "8:1"),
     ({"node": "KSampler", "width": 64, "height": 64}, "no geometry preview"),

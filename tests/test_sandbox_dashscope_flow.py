@@ -156,7 +156,7 @@ def test_http_and_data_uri_inputs(sb, http):
     ((512, 512), {"output_ratio": "4:3", "x_scale": 2.0, "left_offset": 100}, "output_ratio", (683, 512), (85, 0)),
     ((512, 512), {"x_scale": 2.0, "left_offset": 100}, "scale", (1024, 512), (256, 0)),
     ((512, 512), {"output_ratio": "", "x_scale": 1.0, "top_offset": 50}, "offsets", (512, 562), (0, 50)),
-    ((512, 512), {}, "rotate_only", (512, 512), (0, 0)),
+    ((512, 512), {"x_scale": 1.0, "y_scale": 1.0, "right_offset": 5}, "offsets", (517, 512), (0, 0)),
 ])
 def test_expansion_modes_and_priority(sb, http, size, parameters, mode, expected, origin):
     source = make_image(*size, seed=3)

@@ -89,7 +89,7 @@ def test_official_sdk_errors_cancel_and_unknown(sb, sdk, http):
                                function="out-painting")
     assert (no_header.status_code, no_header.code) == (400, "InvalidParameter.DataInspection")
     task = api.async_call(model=MODEL, input={"image_url": url}, task_group="aigc", task="image2image",
-                          function="out-painting", headers={"X-DashScope-OssResourceResolve": "enable"})
+                          function="out-painting", headers={"X-DashScope-OssResourceResolve": "enable"}, x_scale=2.0)
     assert api.cancel(task).status_code == 200
     assert api.fetch(task).output["task_status"] == "CANCELED"
     again = api.cancel(task)
@@ -105,7 +105,8 @@ def test_official_sdk_resends_a_create_whose_answer_was_lost(sb, sdk, http):
     url = upload(http, sb)
     sb.inject("dashscope", "drop_after")
     task = sdk_api().async_call(model=MODEL, input={"image_url": url}, task_group="aigc", task="image2image",
-                                function="out-painting", headers={"X-DashScope-OssResourceResolve": "enable"})
+                                function="out-painting", headers={"X-DashScope-OssResourceResolve": "enable"},
+                                x_scale=2.0)
     assert task.status_code == 200
     creates = sb.requests("dashscope", "create")
     assert [e.fault for e in creates] == ["drop_after", None] and sb.billable_count() == 2

@@ -140,8 +140,9 @@ def test_validation_errors_on_create(sb, http, name, body, status, code, words):
 def test_accepted_values_at_the_edges(sb, http):
     sb.dashscope_qps = sb.dashscope_max_concurrent = 0
     url = upload(http, sb)
-    for parameters in ({"angle": 0}, {"angle": 359}, {"angle": 30.0}, {"x_scale": 1, "y_scale": 3},
-                       {"output_ratio": ""}, {"output_ratio": None, "x_scale": None}, {"unknown": "ignored"}):
+    for parameters in ({"angle": 0, "x_scale": 1.5}, {"angle": 359}, {"angle": 30.0}, {"x_scale": 1, "y_scale": 3},
+                       {"output_ratio": "", "top_offset": 1}, {"output_ratio": None, "x_scale": None, "angle": 1},
+                       {"unknown": "ignored"}):
         created_id(create(http, sb, url, **parameters))
     assert sb.billable_count() == 7
 

@@ -58,7 +58,7 @@ def run_volc(sb, k):
 
 
 def run_ds(sb, k):
-    params = ds.DashScopeParams(mode="offsets", left_offset=8 * (k + 1))
+    params = ds.DashScopeParams(mode="offsets", left_offset=8 * (k + 1), right_offset=0)
     creds = sb.dashscope_credentials()
     return ds_run.run(solid(k, 512, 512), params, creds,
                       ds_run.DashScopeOptions(timeout_s=RUN_TIMEOUT_S, keep_original=False), FAST)

@@ -8,7 +8,6 @@ mode; this client takes one explicit mode and sends only that mode's parameters.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from .dashscope_answers import (
     read_policy,
     read_task,
 )
+from .dashscope_pace import CreateLimiter, TaskDurations, TasksInFlight
 from .errors import InputError, VendorError
 from .widgets import DASHSCOPE as _W
 
@@ -57,6 +57,7 @@ class DashScopeConfig:
     poll_near: float = 1.5  # the delay between SUCCEEDED and seeing it is at most this near the expected time
     expected_s: float = 25.0
     creates_per_second: float = 2.0  # documented QPS of task submission (account-wide)
+    busy_wait_cap: float = 30.0  # a 429 while a task of ours runs: wait for one to end, at most this, then ask again
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_input_bytes: int = 10 * 2**20
@@ -78,23 +79,6 @@ class DashScopeConfig:
         if elapsed < near_from:
             return max(0.05, min(backoff, near_from - elapsed))  # land exactly on the dense window
         return backoff
-
-
-class TaskDurations:
-    """What this process has seen tasks take (create -> SUCCEEDED), to time the polls."""
-
-    _lock = threading.Lock()
-    _estimate: float | None = None
-
-    @classmethod
-    def expected(cls, prior: float) -> float:
-        with cls._lock:
-            return cls._estimate if cls._estimate is not None else prior
-
-    @classmethod
-    def observe(cls, seconds: float) -> None:
-        with cls._lock:
-            cls._estimate = seconds if cls._estimate is None else 0.7 * cls._estimate + 0.3 * seconds
 
 
 @dataclass(frozen=True)
@@ -121,10 +105,19 @@ class DashScopeParams:
             _W[name].check(getattr(self, name), VENDOR)
 
     def plan(self, width: int, height: int) -> geometry.Placement:
-        """Validates the mode's parameters and says where the image will land."""
-        return geometry.dashscope_plan(width, height, self.mode, angle=self.angle, output_ratio=self.output_ratio,
-                                       x_scale=self.x_scale, y_scale=self.y_scale, left=self.left_offset,
-                                       top=self.top_offset, right=self.right_offset, bottom=self.bottom_offset)
+        """Validates the mode's parameters and says where the image will land; a mode that changes
+        nothing, or (with limit_image_size) an output beyond 1:4..4:1, is an InputError."""
+        placement = geometry.dashscope_plan(width, height, self.mode, angle=self.angle,
+                                            output_ratio=self.output_ratio, x_scale=self.x_scale,
+                                            y_scale=self.y_scale, left=self.left_offset, top=self.top_offset,
+                                            right=self.right_offset, bottom=self.bottom_offset)
+        if self.limit_image_size and _sendable(width, height):  # else its own error comes where it is prepared
+            geometry.dashscope_check_aspect(placement, self.mode)
+        return placement
+
+    def warnings(self) -> list[str]:
+        """What the vendor's docs advise against in these values (sent anyway, said in info)."""
+        return geometry.dashscope_warnings(self.mode, self.angle)
 
     def parameters(self) -> dict:
         params = {"angle": self.angle, "best_quality": self.best_quality,
@@ -139,6 +132,14 @@ class DashScopeParams:
         return params
 
 
+def _sendable(width: int, height: int) -> bool:
+    try:
+        geometry.dashscope_input_scale(width, height)
+    except InputError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class TaskResult:
     task_id: str
@@ -149,24 +150,12 @@ class TaskResult:
     submitted_s: float = 0.0  # from create to SUCCEEDED seen
 
 
-class CreateLimiter:
-    """At most `rate` task creations per second per API key, across every run in this process."""
-
-    _lock = threading.Lock()
-    _next: dict[str, float] = {}
-
-    @classmethod
-    def wait_turn(cls, key: str, rate: float, control: transport.RunControl) -> None:
-        with cls._lock:
-            now = time.monotonic()
-            slot = max(now, cls._next.get(key, 0.0))
-            cls._next[key] = slot + 1.0 / rate
-        if slot > now:
-            control.sleep(slot - now, "waiting for a task-submission slot (2 per second)")
-
-
-def _oss_error(response: requests.Response) -> VendorError | None:
+def _oss_error(response: requests.Response, retried: bool = False) -> VendorError | None:
+    """None for a stored upload. FileAlreadyExists (409) on a resent form is ours: the first attempt
+    stored the object before its connection broke (same key, same bytes; the key is never reused)."""
     if response.status_code in (200, 204):
+        return None
+    if retried and response.status_code == 409 and b"<Code>FileAlreadyExists</Code>" in response.content:
         return None
     return VendorError(VENDOR, f"OSS{response.status_code}", "the temporary upload was refused (an expired or "
                        "invalid upload policy)" if response.status_code == 403 else "the temporary upload failed",
@@ -182,6 +171,7 @@ class DashScopeClient:
             raise InputError(f"DashScope base URL {credentials.base_url!r} is not an http(s) URL")
         self.links = hosts.LinkPolicy(VENDOR, self.base, RESULT_HOSTS)
         hosts.guard(session, self.links, control)
+        self._running: set[str] = set()  # tasks this client created and has not seen end (TasksInFlight)
 
     def _headers(self, **extra: str) -> dict:
         headers = {"Authorization": f"Bearer {self.credentials.api_key}", **extra}
@@ -210,14 +200,18 @@ class DashScopeClient:
                 raise InputError(f"the encoded image ({len(data) / 2**20:.1f} MiB) is over the upload limit of "
                                  f"{policy.max_file_size_mb:g} MiB")
             key = f"{policy.upload_dir}/{filename}"
+            mime = "image/png" if filename.endswith(".png") else "image/jpeg"
+            # the SDK's fields in the SDK's order (oss_utils.py), x-oss-content-type included
             form = {"OSSAccessKeyId": policy.oss_access_key_id, "Signature": policy.signature,
                     "policy": policy.policy, "key": key, "x-oss-object-acl": policy.x_oss_object_acl,
-                    "x-oss-forbid-overwrite": policy.x_oss_forbid_overwrite, "success_action_status": "200"}
-            mime = "image/png" if filename.endswith(".png") else "image/jpeg"
+                    "x-oss-forbid-overwrite": policy.x_oss_forbid_overwrite, "success_action_status": "200",
+                    "x-oss-content-type": mime}
+            attempts: list[int] = []
             try:
                 # requests writes `data` fields before `files`: `file` is the last field, as OSS requires
                 transport.send(self.session, "POST", policy.upload_host, control=self.control, billable=False,
-                               classify=_oss_error, on_wait=on_wait, data=form,
+                               classify=lambda response, sent=attempts: _oss_error(response, retried=len(sent) > 1),
+                               prepare=lambda sent=attempts: sent.append(1) or {}, on_wait=on_wait, data=form,
                                files={"file": (filename, data, mime)},
                                read_timeout=max(60.0, self.config.read_timeout), secrets=(self.credentials.api_key,))
             except VendorError as exc:
@@ -232,15 +226,42 @@ class DashScopeClient:
                           billable=False, headers=self._headers(), on_wait=on_wait)
 
     def create(self, image_url: str, params: DashScopeParams, on_wait=None) -> tuple[str, str]:
-        """Submit the (billable) task; returns (task_id, request_id). Never resent once it may have arrived."""
-        CreateLimiter.wait_turn(self.credentials.api_key, self.config.creates_per_second, self.control)
+        """Submit the (billable) task; returns (task_id, request_id). Never resent once it may have arrived.
+        A 429 while a task of this process runs for the same key waits for one to end (TasksInFlight)."""
+        key = self.credentials.api_key
         extra = {"X-DashScope-Async": "enable", "Content-Type": "application/json"}
         if image_url.startswith("oss://"):
             extra["X-DashScope-OssResourceResolve"] = "enable"
         body = {"model": MODEL, "input": {"image_url": image_url}, "parameters": params.parameters()}
-        answer = self._call(read_create, "POST", f"{self.base}{CREATE_PATH}", billable=True,
-                            headers=self._headers(**extra), json_body=body, on_wait=on_wait)
-        return answer.task_id, answer.request_id
+        ended_at_send: list[int] = []  # TasksInFlight's end count when each attempt went out
+        busy: list[int] = []
+
+        def parse(response: requests.Response):
+            answer = read_create(response)
+            if isinstance(answer, VendorError) and answer.http_status == 429 and answer.retryable and \
+                    TasksInFlight.state(key)[0]:  # a rate or concurrency refusal (not a used-up quota)
+                answer.retryable = False  # not a backoff: wait below for one of our tasks to end
+                busy.append(ended_at_send[-1])
+            return answer
+
+        while True:
+            busy.clear()
+            CreateLimiter.wait_turn(key, self.config.creates_per_second, self.control)
+            try:
+                answer = self._call(parse, "POST", f"{self.base}{CREATE_PATH}", billable=True,
+                                    headers=self._headers(**extra), json_body=body, on_wait=on_wait,
+                                    prepare=lambda: ended_at_send.append(TasksInFlight.state(key)[1]) or {})
+            except VendorError as exc:
+                if not busy:
+                    raise
+                if on_wait:
+                    on_wait(f"{exc.code}: the account's concurrent tasks are busy: waiting for one of this "
+                            "process's tasks to end")
+                TasksInFlight.wait_for_end(key, busy[-1], self.control, self.config.busy_wait_cap)
+                continue
+            TasksInFlight.started(key)
+            self._running.add(answer.task_id)
+            return answer.task_id, answer.request_id
 
     def status(self, task_id: str, on_wait=None) -> TaskAnswer:
         """One GET /tasks/{id} (idempotent: retried on network errors, 429 and 5xx)."""
@@ -250,6 +271,20 @@ class DashScopeClient:
     def wait(self, task_id: str, on_state: Callable[[str], None] = lambda s: None, on_wait=None,
              created: float | None = None) -> tuple[TaskAnswer, int]:
         """Poll until a terminal state (see DashScopeConfig for the schedule); returns (answer, polls)."""
+        try:
+            return self._poll_until_done(task_id, on_state, on_wait, created)
+        finally:  # ended, or given up on (then cancelled if the vendor still allows it)
+            if task_id in self._running:
+                self._running.discard(task_id)
+                TasksInFlight.ended(self.credentials.api_key)
+
+    def forget_running(self) -> None:
+        """At the end of a run: any task still counted as ours is no longer watched."""
+        while self._running:
+            self._running.pop()
+            TasksInFlight.ended(self.credentials.api_key)
+
+    def _poll_until_done(self, task_id: str, on_state, on_wait, created: float | None) -> tuple[TaskAnswer, int]:
         created = time.monotonic() if created is None else created
         expected = TaskDurations.expected(self.config.expected_s)
         polls, backoff = 0, self.config.poll_first

@@ -38,6 +38,7 @@ from .runner import (
 
 # DashScope's task ids are UUIDs (spec B.4 examples); a resumed id is pasted into /tasks/{id}[/cancel]
 TASK_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+OFFSETS = ("left_offset", "right_offset", "top_offset", "bottom_offset")
 WATERMARK_ZONE = (0.3, 0.1)  # bottom-left width, height fractions left to the vendor when it adds its mark
 
 
@@ -81,7 +82,7 @@ class DashScopeItemInfo:
     output: str
     parameters_sent: dict
     note: str | None = None  # the output size differs from the documented rules
-    input_notes: list[str] | None = None  # what was done to the input to fit the vendor's limits
+    input_notes: list[str] | None = None  # what was done to fit the vendor's limits; what its docs advise against
     resized_to: str | None = None  # the output was resized to the batch's size
     from_cache: str | None = None  # served by the result cache: its original task id, when it was paid
 
@@ -118,9 +119,12 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
     _, height, width, _ = image.shape
     params.validate()
     params.plan(width, height)  # the user's values, in the user's pixels, must be valid as given
+    warnings = params.warnings()
+    for warning in warnings:
+        log.warning("DashScope: %s", warning)
     items = []
     for b in range(image.shape[0]):
-        arr, notes = imagecodec.image_to_uint8(image[b:b + 1])[0], [input_note] * bool(input_note)
+        arr, notes = imagecodec.image_to_uint8(image[b:b + 1])[0], [input_note] * bool(input_note) + warnings
         s = geometry.dashscope_input_scale(width, height)
         if s != 1.0:
             arr = imagecodec.resize_u8(arr, round(width * s), round(height * s))
@@ -134,12 +138,14 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
                          f"{config.max_input_bytes / 2**20:.0f} MB")
         sw, sh = sent.shape[1], sent.shape[0]
         scale = sw / width
-        sent_params = replace(params, left_offset=round(params.left_offset * scale),
-                              right_offset=round(params.right_offset * scale),
-                              top_offset=round(params.top_offset * scale),
-                              bottom_offset=round(params.bottom_offset * scale))
+        sent_params = replace(params, **{name: _scaled_offset(getattr(params, name), scale) for name in OFFSETS})
         items.append(_Item(data, scale, (sw, sh), sent_params, sent_params.plan(sw, sh), notes))
     return items
+
+
+def _scaled_offset(offset: int, scale: float) -> int:
+    """An offset in sent pixels; one the user gave stays at least 1 px (0 would make it a no-op)."""
+    return max(1, round(offset * scale)) if offset else 0
 
 
 def resume_hint(task_id: str, outcome: str) -> str:
@@ -175,7 +181,7 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
     if resume_id or journaled:
         task_id, request_id = journaled or (resume_id, "")
     else:
-        report("uploading")
+        report("; ".join(item.params.warnings()) + ": uploading" if item.params.warnings() else "uploading")
         url = client.upload(item.payload, upload_name(index, fmt), on_wait=unless_stopping)
         unless_stopping("submitting")
         try:
@@ -286,6 +292,7 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
         done = run_batch(jobs, [f"image {i + 1}" for i in range(len(items))], control=control,
                          concurrency=options.concurrency, hooks=hooks, advice=resume_advice)
     finally:
+        client.forget_running()
         session.close()
     return guard.finish(assemble(image, items, done, params, options), hooks)
 

@@ -268,6 +268,9 @@ DASHSCOPE_MODES = ("scale", "output_ratio", "offsets", "rotate_only")
 DASHSCOPE_RATIOS = ("1:1", "3:4", "4:3", "9:16", "16:9")
 DASHSCOPE_MIN_SIDE, DASHSCOPE_MAX_SIDE = 512, 4096
 DASHSCOPE_MAX_UPSCALE = 8.0  # smaller inputs are refused rather than blown up into a billed blur
+DASHSCOPE_MAX_ASPECT = 4.0  # with limit_image_size, the reference keeps outputs within 1:4 .. 4:1
+DASHSCOPE_QUARTER_TURNS = (90, 180, 270)
+NO_OP_NOTE = "; such a request would be refused, or billed for a copy of the input"
 
 
 def rotated_size(width: int, height: int, angle: float) -> tuple[int, int]:
@@ -306,14 +309,17 @@ def dashscope_plan(width: int, height: int, mode: str, *, angle: int = 0, output
     """Where the (rotated) image lands in DashScope's output, by the documented priority rules:
     rotation first (bounding box of the rotated image), then exactly one expansion mode.
     Offsets are in the pixels of the image as sent. Ratio/rotation rounding is UNCONFIRMED:
-    callers map onto the size the vendor actually returns."""
+    callers map onto the size the vendor actually returns. A mode whose values change nothing is
+    refused ("参数设置建议": a scale above 1.0, an offset above 0, an angle of 1-359 for rotate_only).
+    Quarter turns are taken in every mode (the reference's own example: angle=90, x_scale=2.0);
+    for rotate_only the docs advise against them, which dashscope_warnings says."""
     if not 0 <= angle <= 359:
         raise InputError(f"angle is {angle}; DashScope accepts 0 to 359 degrees (counter-clockwise)")
-    if angle in (90, 180, 270):
-        raise InputError(f"angle {angle}: DashScope does not take quarter turns; rotate the image with a "
-                         "ComfyUI node first (exact, free) or pick another angle")
     rw, rh = rotated_size(width, height, angle)
     if mode == "rotate_only":
+        if angle == 0:
+            raise InputError(f"mode rotate_only with angle 0 does nothing (DashScope needs an angle of 1 to 359 "
+                             f"here{NO_OP_NOTE}): set angle, or pick an expansion mode")
         return pad_pixels(rw, rh, 0, 0, 0, 0)
     if mode == "output_ratio":
         if output_ratio not in DASHSCOPE_RATIOS:
@@ -323,10 +329,41 @@ def dashscope_plan(width: int, height: int, mode: str, *, angle: int = 0, output
         for name, value in (("x_scale", x_scale), ("y_scale", y_scale)):
             if not 1.0 <= value <= 3.0:
                 raise InputError(f"{name} is {value}; DashScope accepts 1.0 to 3.0")
+        if x_scale <= 1.0 and y_scale <= 1.0:
+            raise InputError(f"mode scale with x_scale and y_scale both 1.0 expands nothing (DashScope needs at "
+                             f"least one above 1.0{NO_OP_NOTE}): raise x_scale or y_scale" +
+                             (", or use mode rotate_only to only rotate" if angle else ""))
         return pad_scale(rw, rh, x_scale, y_scale)
     if mode == "offsets":
+        if not any(value > 0 for value in (left, right, top, bottom)):
+            raise InputError(f"mode offsets with left_offset, right_offset, top_offset and bottom_offset all 0 "
+                             f"expands nothing (DashScope needs at least one above 0{NO_OP_NOTE}): set an offset" +
+                             (", or use mode rotate_only to only rotate" if angle else ""))
         if left + right >= 3 * width or top + bottom >= 3 * height:
             raise InputError(f"offsets too large for a {width}x{height} image: DashScope needs left+right < "
                              f"{3 * width} and top+bottom < {3 * height} (3x the side)")
         return pad_pixels(rw, rh, left, top, right, bottom)
     raise InputError(f"unknown DashScope mode {mode!r}; use one of: {', '.join(DASHSCOPE_MODES)}")
+
+
+def dashscope_check_aspect(placement: Placement, mode: str) -> None:
+    """With limit_image_size on, the reference keeps outputs within 1:4 .. 4:1; what the service does
+    with a plan outside that (refuse, crop, ignore) is unknown, so it is refused before anything is paid."""
+    w, h = placement.canvas_width, placement.canvas_height
+    if max(w / h, h / w) <= DASHSCOPE_MAX_ASPECT:
+        return
+    widgets = {"offsets": "the offsets", "scale": "x_scale / y_scale", "output_ratio": "output_ratio",
+               "rotate_only": "angle"}.get(mode, mode)
+    shape = f"{w / h:.2f}:1" if w >= h else f"1:{h / w:.2f}"
+    raise InputError(f"the planned output {w}x{h} ({shape}) is outside the 1:4 to 4:1 that DashScope keeps with "
+                     f"limit_image_size on (mode {mode}): change {widgets} (or use mode output_ratio), or turn "
+                     "limit_image_size off to send it as it is")
+
+
+def dashscope_warnings(mode: str, angle: int) -> list[str]:
+    """What the docs advise against, sent anyway (the user asked for it)."""
+    if mode == "rotate_only" and angle in DASHSCOPE_QUARTER_TURNS:
+        return [(f"angle {angle} with mode rotate_only: DashScope's docs advise against quarter turns here (the "
+                 "reference says rotate-only cannot take 90/180/270) and a quarter turn leaves no corners to fill; "
+                 "a ComfyUI rotate node does it exactly and for free")]
+    return []

@@ -57,7 +57,7 @@ from .dashscope_protocol import (
     retry_after_header,
     task_response,
 )
-from .dashscope_request import parse_body, parse_job
+from .dashscope_request import TASK_ID, parse_body, parse_job
 from .dashscope_tasks import RateWindow, Task, TaskBoard
 from .wire import SandboxRequest, SandboxResponse, as_timedelta, json_response
 
@@ -93,7 +93,9 @@ class DashScopeSettings:
     max_concurrent: int = 5                    # PENDING+RUNNING tasks per key (0 = no limit) -> 429
     policy_qps: float = 100                    # getPolicy calls per second per key and model
     sync_validation: bool = True               # parameter values refused on create (400); False: in the task
-    refuse_quarter_turns: bool = True          # angle 90/180/270 refused (the doc says they cannot be set)
+    refuse_quarter_turns: bool = True          # angle 90/180/270 refused without an expansion (rotate-only)
+    refuse_no_op: bool = True                  # a body that neither expands nor rotates -> 400 InvalidParameter
+    uuid_task_ids: bool = True                 # /tasks/{id} with an id that is not a UUID -> 400 InvalidParameter
     accept_base64: bool = True                 # input.image_url may be a data:…;base64 URI (wire format unconfirmed)
     output_format: str = "png"                 # or "jpeg"
     min_side: int = geometry.DASHSCOPE_MIN_SIDE  # input limits
@@ -263,7 +265,7 @@ class DashScopeEmulator:
         request.annotate(parameters=envelope.parameters, input_source=envelope.source)
         job, deferred = None, None
         try:
-            job = parse_job(envelope, s.refuse_quarter_turns)
+            job = parse_job(envelope, s.refuse_quarter_turns, s.refuse_no_op)
         except DashScopeError as exc:
             if s.sync_validation or not exc.deferrable:
                 return from_error(rid, exc)
@@ -305,8 +307,10 @@ class DashScopeEmulator:
         rid, key, refused = self._begin(request, action)
         if refused is not None:
             return refused
-        request.mark_processed(billable=False)
         request.annotate(task_id=task_id)
+        if self.settings.uuid_task_ids and not TASK_ID.fullmatch(task_id):  # as a stricter service may answer
+            return error_response(rid, "InvalidParameter", SPEC_PREFIX + "task_id must be a UUID")
+        request.mark_processed(billable=False)
         return answer(request, rid, task_id, key)
 
     def _poll(self, request: SandboxRequest, rid: str, task_id: str, key: str) -> SandboxResponse:
@@ -374,19 +378,23 @@ class DashScopeEmulator:
 
     def _upload(self, request: SandboxRequest) -> SandboxResponse:
         request.note(action="upload")
-        fault = self.server.faults.take(VENDOR, {"upload_denied"})
+        fault = self.server.faults.take(VENDOR, {"upload_denied", "upload_drop_after"})
         if fault is not None:
             request.note(fault=fault.kind)
+        if fault is not None and fault.kind == "upload_denied":
             p = fault.params
             return oss_error(p["code"], p["message"], p["status"])
         try:
             parts = parse_form(request.header("Content-Type"), request.body)
+            request.annotate(form_fields=[part.name for part in parts])
             key, stored = self.storage.upload(parts, as_timedelta(self.settings.upload_ttl))
         except OssError as exc:
             request.annotate(oss_error=exc.code)
             return oss_error(exc.code, exc.message)
         request.mark_processed(billable=False)
         request.annotate(object_key=key, size=len(stored.data), model=stored.model)
+        if fault is not None:  # upload_drop_after: stored, then the connection breaks before the answer
+            return SandboxResponse(0, drop=True)
         status_field = next((p.value.decode("latin-1") for p in parts if p.name == "success_action_status"), "")
         rid = oss_request_id()
         etag = '"' + hashlib.md5(stored.data).hexdigest().upper() + '"'

@@ -34,6 +34,8 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
     "policy_error": {"code": "Throttling.RateQuota", "http_status": None, "message": None},
     # the next OSS form POST answers OSS's XML error; never billable
     "upload_denied": {"status": 403, "code": "AccessDenied", "message": None},
+    # the next OSS form POST is stored, then its connection drops before the answer; never billable
+    "upload_drop_after": {},
     # the next getPolicy answers upload_host=url (anywhere); never billable
     "policy_upload_host": {"url": REQUIRED},
     # SUCCEEDED with a hostile result (hostile.py: result_url, redirect_url, bomb, other_format,

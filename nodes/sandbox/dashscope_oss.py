@@ -16,6 +16,7 @@ import email.policy
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import uuid
@@ -27,6 +28,7 @@ from .dashscope_protocol import BEIJING, OSS_BUCKET
 ACL = "private"
 FORBID_OVERWRITE = "true"
 REQUIRED_FIELDS = ("OSSAccessKeyId", "policy", "Signature", "key")
+MIME = re.compile(r"[a-z0-9][a-z0-9.+-]*/[a-z0-9][a-z0-9.+-]*", re.IGNORECASE)
 
 
 class OssError(Exception):
@@ -169,7 +171,13 @@ class TempStorage:
         if len(data) > policy.max_bytes:
             raise OssError("EntityTooLarge", f"Your proposed upload exceeds the maximum allowed size: "
                                              f"{len(data)} bytes, at most {policy.max_bytes}.")
-        content_type = fields.get("x-oss-content-type") or files[0].content_type or "application/octet-stream"
+        declared = fields.get("x-oss-content-type")
+        if declared is not None and (not MIME.fullmatch(declared) or (
+                files[0].content_type and files[0].content_type.split(";")[0].strip().lower() != declared.lower())):
+            # the SDK sends it (oss_utils.py); OSS stores the object under it, so it must say what the file is
+            raise OssError("InvalidArgument", f"x-oss-content-type {declared!r} is not a MIME type, or disagrees "
+                                              f"with the file part's Content-Type {files[0].content_type!r}.")
+        content_type = declared or files[0].content_type or "application/octet-stream"
         stored = StoredObject(data, policy.model, policy.owner, content_type, now + ttl)
         with self._lock:
             old = self._objects.get(key)

@@ -20,7 +20,7 @@ from ..core.errors import InputError
 from . import fill
 from .dashscope_oss import MissingObject, TempStorage
 from .dashscope_protocol import DOWNLOAD_FAILED, MODEL, SPEC_PREFIX, DashScopeError
-from .dashscope_request import QUARTER_TURNS, OutpaintJob, seed_text
+from .dashscope_request import OutpaintJob, seed_text
 from .fetch import FetchFailed, FetchRefused, fetch_loopback
 
 if TYPE_CHECKING:
@@ -92,15 +92,12 @@ def _rotate(rgb: Image.Image, angle: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _place(job: OutpaintJob, w: int, h: int, rw: int, rh: int) -> geometry.Placement:
     ratio = job.output_ratio or "1:1"
+    if job.mode == "rotate_only" and not job.angle:  # nothing to do (dashscope_refuse_no_op off): a copy
+        return geometry.Placement(w, h, 0, 0, w, h)
     try:
-        if job.angle in QUARTER_TURNS:  # only with dashscope_refuse_quarter_turns off
-            placement = geometry.dashscope_plan(rw, rh, job.mode, output_ratio=ratio, x_scale=job.x_scale,
-                                                y_scale=job.y_scale, left=job.left, top=job.top,
-                                                right=job.right, bottom=job.bottom)
-        else:
-            placement = geometry.dashscope_plan(w, h, job.mode, angle=job.angle, output_ratio=ratio,
-                                                x_scale=job.x_scale, y_scale=job.y_scale, left=job.left,
-                                                top=job.top, right=job.right, bottom=job.bottom)
+        placement = geometry.dashscope_plan(w, h, job.mode, angle=job.angle, output_ratio=ratio,
+                                            x_scale=job.x_scale, y_scale=job.y_scale, left=job.left,
+                                            top=job.top, right=job.right, bottom=job.bottom)
     except InputError as exc:
         raise DashScopeError("InvalidParameter", SPEC_PREFIX + str(exc)) from None
     if (placement.width, placement.height) != (rw, rh):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ from .dashscope_protocol import (
 
 OFFSETS = ("top_offset", "bottom_offset", "left_offset", "right_offset")
 QUARTER_TURNS = (90, 180, 270)
+FLAGS = (("best_quality", False), ("limit_image_size", True), ("add_watermark", True))  # name, default
+TASK_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True)
@@ -154,8 +157,10 @@ def _flag(params: dict, name: str, default: bool) -> bool:
     return value
 
 
-def parse_job(envelope: CreateBody, refuse_quarter_turns: bool = True) -> OutpaintJob:
-    """The parameter-value checks (deferrable); `envelope` from parse_body."""
+def parse_job(envelope: CreateBody, refuse_quarter_turns: bool = True, refuse_no_op: bool = True) -> OutpaintJob:
+    """The parameter-value checks (deferrable); `envelope` from parse_body. Quarter turns are refused
+    only for a rotation alone (the reference's example takes angle=90 with x_scale=2.0); a body that
+    neither expands nor rotates is refused with `refuse_no_op` ("参数设置建议": some mode must apply)."""
     if envelope.image_url is None:
         if "image_url" in envelope.input and envelope.input["image_url"] is not None:
             raise invalid_parameter("input.image_url must be a string")
@@ -164,9 +169,6 @@ def parse_job(envelope: CreateBody, refuse_quarter_turns: bool = True) -> Outpai
         raise DashScopeError("InvalidParameter", "Field required: input.image_url", deferrable=True)
     p = envelope.parameters
     angle = _integer(p, "angle", 0, 359)
-    if refuse_quarter_turns and angle in QUARTER_TURNS:
-        # The doc: angle "[1,359]…但不能设置为 90、180、270" (cannot be 90, 180 or 270).
-        raise invalid_parameter(f"angle cannot be 90, 180 or 270, got {angle}")
     ratio = p.get("output_ratio")
     if ratio is None:
         ratio = ""
@@ -175,13 +177,19 @@ def parse_job(envelope: CreateBody, refuse_quarter_turns: bool = True) -> Outpai
                                 f"got {json.dumps(ratio)}")
     x_scale, y_scale = _scale(p, "x_scale"), _scale(p, "y_scale")
     top, bottom, left, right = (_integer(p, name, 0, math.inf) for name in OFFSETS)
+    flags = {name: _flag(p, name, default) for name, default in FLAGS}
+    mode = expansion_mode(ratio, x_scale, y_scale, (top, bottom, left, right))
+    if mode == "rotate_only":
+        if refuse_quarter_turns and angle in QUARTER_TURNS:
+            # The doc, rotation alone: angle "[1,359]…但不能设置为 90、180、270" (cannot be 90, 180 or 270).
+            raise invalid_parameter(f"angle cannot be 90, 180 or 270 without an expansion, got {angle}")
+        if refuse_no_op and angle == 0:
+            raise invalid_parameter("set output_ratio, x_scale or y_scale above 1.0, an offset above 0, or an angle "
+                                    "in [1, 359]: this request changes nothing")
     return OutpaintJob(
         image_url=envelope.image_url, source=envelope.source, angle=angle, output_ratio=ratio,
         x_scale=x_scale, y_scale=y_scale, top=top, bottom=bottom, left=left, right=right,
-        best_quality=_flag(p, "best_quality", False),
-        limit_image_size=_flag(p, "limit_image_size", True),
-        add_watermark=_flag(p, "add_watermark", True),
-        mode=expansion_mode(ratio, x_scale, y_scale, (top, bottom, left, right)),
+        **flags, mode=mode,
     )
 
 
