@@ -104,5 +104,5 @@ def test_an_aborted_run_shuts_its_connections(sb):
     started = time.monotonic()
     with pytest.raises(errors.Cancelled):
         client.outpaint([image], volc.VolcParams())
-    assert 1.0 < time.monotonic() - started < 2
+    assert 1.0 < time.monotonic() - started < 10  # far below the 30 s read timeout, with room for a loaded machine
     assert sb.requests("volc")[0].fault == "trickle"
