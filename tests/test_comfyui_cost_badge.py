@@ -75,7 +75,8 @@ EXECUTED = """([type, output]) => app.graph._nodes.find(n => n.type === type).on
 
 def badge_texts(page):
     """The cost badges drawn on the canvas: {node type: text}, read from the frame's fillText calls."""
-    texts = page.evaluate("() => Object.fromEntries(app.graph._nodes.map(n => [n.type, n.cloudOutpaintCostText?.()]))")
+    texts = page.evaluate("() => Object.fromEntries(app.graph._nodes.filter(n => n.cloudOutpaintCostText)"
+                          ".map(n => [n.type, n.cloudOutpaintCostText()]))")
     drawn = page.evaluate(DRAWN)
     for node_type, text in texts.items():
         assert text in drawn, f"{node_type}'s badge {text!r} is not drawn; drawn: {drawn}"
