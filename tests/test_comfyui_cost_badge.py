@@ -200,6 +200,14 @@ def test_dialog_says_when_the_server_has_no_spend_figures(page, comfy):
         page.evaluate("() => document.getElementById('cloud-outpaint-credentials')?.remove()")
 
 
+def press(page, button, result):
+    """Click a spend section button and wait for its result line (emptied first: no stale "Saved")."""
+    page.evaluate(f"() => {{ document.querySelector('{SPEND} [data-role=spend-result]').textContent = '' }}")
+    page.locator(f"{SPEND} button[name={button}]").click()
+    page.wait_for_function(f"document.querySelector('{SPEND} [data-role=spend-result]')?.textContent"
+                           f".startsWith({json.dumps(result)})", timeout=10_000)
+
+
 def test_dialog_shows_the_spend_and_saves_the_settings(page, comfy):
     spend = spend_or_skip(comfy)
     page.evaluate(ADD_NODES)
@@ -215,31 +223,27 @@ def test_dialog_shows_the_spend_and_saves_the_settings(page, comfy):
         # save a Volcengine price and a daily limit: the server keeps them, the badge re-prices at once
         section.locator("input[name=volc_price_cny]").fill("0.05")
         section.locator("input[name=daily_limit_cny]").fill("2.5")
-        section.locator("button[name=save-spend]").click()
-        page.wait_for_function(f"document.querySelector('{SPEND} [data-role=spend-result]')?.textContent"
-                               ".startsWith('Saved')", timeout=10_000)
+        press(page, "save-spend", "Saved")
         saved = comfy.get("/cloud_outpaint/spend")
         assert saved["prices"]["volc"] == 0.05 and saved["limit_cny"] == 2.5
         assert badge_texts(page)["VolcOutpaint"] == f"≈ {cny(0.05)} × batch"
         assert "of ¥2.50 limit" in section.locator("[data-role=spend-today]").inner_text()
         # a bad number is refused in the page, nothing is sent
         section.locator("input[name=volc_price_cny]").fill("-1")
-        section.locator("button[name=save-spend]").click()
-        page.wait_for_function(f"document.querySelector('{SPEND} [data-role=spend-result]')?.textContent"
-                               ".startsWith('✗')", timeout=5_000)
+        press(page, "save-spend", "✗")
         assert comfy.get("/cloud_outpaint/spend")["prices"]["volc"] == 0.05
-        # empty fields: price not set, no limit
+        # an empty field: price not set (which the limit refuses), then no limit
         section.locator("input[name=volc_price_cny]").fill("")
+        press(page, "save-spend", "Saved")
+        page.wait_for_function("() => app.graph._nodes.find(n => n.type === 'VolcOutpaint').cloudOutpaintCostText()"
+                               ".includes('refused')", timeout=10_000)
+        assert badge_texts(page)["VolcOutpaint"] == "Volcengine price not set (refused under the daily limit)"
         section.locator("input[name=daily_limit_cny]").fill("")
-        section.locator("button[name=save-spend]").click()
-        page.wait_for_function(f"document.querySelector('{SPEND} [data-role=spend-result]')?.textContent"
-                               ".startsWith('Saved')", timeout=10_000)
+        press(page, "save-spend", "Saved")
         cleared = comfy.get("/cloud_outpaint/spend")
         assert cleared["prices"]["volc"] is None and cleared["limit_cny"] is None
         assert badge_texts(page)["VolcOutpaint"] == "Volcengine price not set"
-        section.locator("button[name=clear-cache]").click()
-        page.wait_for_function(f"document.querySelector('{SPEND} [data-role=spend-result]')?.textContent"
-                               ".startsWith('Cache cleared')", timeout=10_000)
+        press(page, "clear-cache", "Cache cleared")
         assert comfy.get("/cloud_outpaint/spend")["cache"]["entries"] == 0
         assert not [e for e in page.errors if "cloud_outpaint" in e.lower()], page.errors
     finally:

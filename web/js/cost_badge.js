@@ -8,7 +8,7 @@
 // GET /cloud_outpaint/spend (spend_panel.js); a run's `cloud_outpaint_cost` UI entry tells how many
 // results came from the cache.
 
-import { currentPrices, formatCny, noteNodeInputs, onSpend, refreshSpend } from "./spend_panel.js";
+import { currentPrices, formatCny, lastSpendStatus, noteNodeInputs, onSpend, refreshSpend } from "./spend_panel.js";
 
 const { app } = window.comfyAPI.app;
 
@@ -37,7 +37,11 @@ export function costEstimate(node, prices = currentPrices()) {
         return { text: "resumes paid tasks (no new task)", tone: "free" };
     }
     const price = prices?.[vendor];
-    if (price == null) return { text: `${VENDOR_NAMES[vendor]} price not set`, tone: "unknown" };
+    if (price == null) {
+        // with a daily limit the server refuses a run it cannot price (issue 13, item 4)
+        const refused = lastSpendStatus()?.limit_cny != null ? " (refused under the daily limit)" : "";
+        return { text: `${VENDOR_NAMES[vendor]} price not set${refused}`, tone: "unknown" };
+    }
     const perInput = imagesPerInput(node, vendor);
     const batch = node.cloudOutpaintBatch;
     if (!batch) return { text: `≈ ${formatCny(price * perInput)} × batch`, tone: "paid" };
@@ -57,8 +61,9 @@ export function costBadgeText(node) {
     return costEstimate(node).text + lastRunMark(node);
 }
 
+const LGraphBadge = window.comfyAPI?.litegraph?.LGraphBadge ?? globalThis.LGraphBadge;
+
 function makeBadge(text, tone) {
-    const LGraphBadge = window.comfyAPI?.litegraph?.LGraphBadge ?? globalThis.LGraphBadge;
     return new LGraphBadge({ text, ...TONES[tone] });
 }
 
@@ -161,6 +166,6 @@ app.registerExtension({
     nodeCreated(node) {
         // here, not in onNodeCreated: the frontend's own badges are pushed first (1.42's Vue header
         // treats the first badge as the frontend's)
-        if (COST_NODES[node.comfyClass]) attachCostBadge(node);
+        if (COST_NODES[node.comfyClass] && LGraphBadge && Array.isArray(node.badges)) attachCostBadge(node);
     },
 });
