@@ -129,7 +129,8 @@ def test_frontend_extension_loads_without_errors(nokey_page):
     assert _pack_errors(page) == [] and not [e for e in page.errors if e.startswith("pageerror")], page.errors
     scripts = page.evaluate("async () => (await (await fetch('/extensions')).json())")
     ours = sorted(s for s in scripts if s.startswith(PACK_JS))
-    assert ours == [PACK_JS + n for n in ("cloud_outpaint.js", "credentials_dialog.js", "geometry_preview.js")]
+    assert ours == [PACK_JS + n for n in ("cloud_outpaint.js", "cost_badge.js", "credentials_dialog.js",
+                                          "geometry_preview.js", "spend_panel.js")]
 
 
 def _png_text_chunks(data: bytes) -> str:

@@ -9,6 +9,7 @@
 
 import { describeStatus, lastCredentialStatus, onCredentialStatus, openCredentialsDialog, refreshCredentialStatus } from "./credentials_dialog.js";
 import { addPreviewWidget, refreshGeometry } from "./geometry_preview.js";
+import "./cost_badge.js"; // the cost badge and the dialog's spend section: their own extension
 
 const { app } = window.comfyAPI.app;
 

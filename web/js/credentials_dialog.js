@@ -13,6 +13,8 @@ const VENDORS = { volc: "Volcengine 火山引擎", dashscope: "DashScope 阿里�
 
 // Listeners (the node badges) that want the fresh status after every load or save.
 const statusListeners = new Set();
+// Builders of further dialog sections (spend_panel.js), each called with the DOM helpers below.
+export const dialogSections = [];
 let lastStatus = null;
 
 export function lastCredentialStatus() {
@@ -256,7 +258,7 @@ export async function openCredentialsDialog() {
     el("p", { style: { fontSize: "12px", opacity: "0.75", margin: "0 0 10px" } },
         "Keys are stored on the ComfyUI server (user folder), never in workflows or images. " +
         "密钥保存在 ComfyUI 服务器的用户目录中，不会写入工作流或图片。"),
-    sections.volc, sections.dashscope);
+    sections.volc, sections.dashscope, ...dialogSections.map((build) => build({ el, field, button })));
 
     // A full-screen backdrop (the page's own dialogs use z-index ~1100).
     const backdrop = el("div", {
