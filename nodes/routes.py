@@ -10,6 +10,7 @@ nothing; tests drive build_routes()/add_routes() on a plain aiohttp application.
     POST /cloud_outpaint/credentials/clear   {"vendor"} -> same shape as GET
     POST /cloud_outpaint/test                {"vendor", "backend"} -> connection_check answer
     GET  /cloud_outpaint/geometry?node=..&width=..&height=..&<widget>=.. -> preview
+    GET  /cloud_outpaint/widget_modes        -> which widgets each node's mode widget shows (widget_modes.py)
 
 Security: every request must come from the ComfyUI page itself (route_guard.py: Host allowlist
 against DNS rebinding, no cross-site requests, and the X-Cloud-Outpaint: 1 header on every POST);
@@ -29,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from . import route_guard
+from . import route_guard, widget_modes
 from .core import connection_check, credential_store, preview
 from .core.errors import ConfigError, InputError
 
@@ -163,11 +164,15 @@ def build_routes(store_path: Callable[[], pathlib.Path] = credential_store.defau
         query = {key: request.query.get(key, "") for key in request.query}
         return _json(preview.compute(query.pop("node", ""), query))
 
+    async def get_widget_modes(request: web.Request) -> web.Response:
+        return _json(widget_modes.MODES)
+
     return [("GET", f"{PREFIX}/credentials", _guarded(get_credentials, refusal)),
             ("POST", f"{PREFIX}/credentials", _guarded(post_credentials, refusal)),
             ("POST", f"{PREFIX}/credentials/clear", _guarded(clear_credentials, refusal)),
             ("POST", f"{PREFIX}/test", _guarded(test_connection, refusal)),
-            ("GET", f"{PREFIX}/geometry", _guarded(geometry, refusal))]
+            ("GET", f"{PREFIX}/geometry", _guarded(geometry, refusal)),
+            ("GET", f"{PREFIX}/widget_modes", _guarded(get_widget_modes, refusal))]
 
 
 def add_routes(target, **providers) -> None:

@@ -1,7 +1,9 @@
 """The pack's frontend in headless Chromium on a real ComfyUI (skipped unless COMFYUI_DIR is set).
 
-Checks: every example workflow loads with no missing-node dialog or error, keeps its widget values,
-and converts (graphToPrompt) to the same prompt as tests/workflows.py; the web/js extension loads
+Checks: every example workflow, opened from the template route on a ComfyUI whose input folder started
+empty, loads with no missing-node dialog or error, keeps its widget values, converts (graphToPrompt)
+to the same prompt as tests/workflows.py and runs from the page; only the widgets of the chosen mode
+are drawn (canvas and Vue nodes), and hidden values stay saved and sent; the web/js extension loads
 without errors; the keys dialog round trip keeps secrets out of the page, storage, workflow and PNG;
 the geometry preview matches the Python geometry; the zh locale; status text under a waiting node.
 """
@@ -14,10 +16,15 @@ import time
 
 import pytest
 import workflows
-from comfy_server import EXAMPLE_INPUTS, ComfyServer, comfyui_dir
+from comfy_server import PACK_FOLDER, ComfyServer, comfyui_dir
 from conftest import ROOT
+from pack import module
 from PIL import Image
 from test_example_workflows import EXAMPLES
+
+widgets = module("nodes.core.widgets")
+SAMPLE = module("nodes.sample_image").NAME
+TABLES = {"VolcOutpaint": widgets.VOLC, "DashScopeOutpaint": widgets.DASHSCOPE, "MaskCanvasBuilder": widgets.CANVAS}
 
 pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
@@ -61,10 +68,37 @@ def browser_page(comfy, chromium):
     page.close()
 
 
+def queue_from_page(page, comfy, timeout=90):
+    """Queue the page's graph as the Run button does; the finished history entry."""
+    before = set(comfy.get("/history"))
+    page.evaluate("async () => { await app.queuePrompt(0, 1) }")
+    deadline = time.monotonic() + timeout
+    while True:
+        done = [v for k, v in comfy.get("/history").items()
+                if k not in before and v["status"].get("completed") is not None]
+        if done:
+            return done[0]
+        assert time.monotonic() < deadline, "the run from the page did not finish"
+        time.sleep(0.3)
+
+
+def test_the_pack_put_its_sample_into_the_fresh_input_folder(comfy):
+    assert comfy.inputs == []  # ComfyUI started with an empty input folder
+    assert (comfy.workdir / "input" / SAMPLE).read_bytes() == (ROOT / "example_workflows" / SAMPLE).read_bytes()
+    served = comfy.view({"filename": SAMPLE, "subfolder": "", "type": "input"})
+    assert served == (comfy.workdir / "input" / SAMPLE).read_bytes()
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_loads_in_the_real_frontend(browser_page, comfy, object_info, path, tmp_path):
     page, wf = browser_page, json.loads(path.read_text())
-    page.evaluate("async (wf) => { await app.loadGraphData(wf) }", wf)
+    # open it as the template browser does: the file ComfyUI serves for this pack, loaded into the graph
+    templates = page.evaluate("async () => (await (await fetch('/api/workflow_templates')).json())")
+    assert path.stem in templates[PACK_FOLDER]
+    served = page.evaluate("async (url) => (await (await fetch(url)).json())",
+                           f"/api/workflow_templates/{PACK_FOLDER}/{path.name}")
+    assert served == wf
+    page.evaluate("async ([wf, name]) => { await app.loadGraphData(wf, true, true, name) }", [served, path.stem])
     page.wait_for_timeout(1000)
     problems = page.evaluate("""() => [
         ...[...document.querySelectorAll('[role=dialog]')].map(d => 'dialog: ' + d.innerText.slice(0, 300)),
@@ -84,8 +118,10 @@ def test_example_loads_in_the_real_frontend(browser_page, comfy, object_info, pa
         node["inputs"] = {k: v for k, v in node["inputs"].items() if k in declared}
     assert prompt == workflows.ui_to_api(wf, object_info)
     page.screenshot(path=str(tmp_path / f"{path.stem}.png"))
-    # queue the frontend's own prompt (against the sandbox) and read the images back
-    entry = comfy.run_prompt(frontend_prompt)
+    # run it from the page with backend = sandbox (the pack's offline emulator: no key needed), as opened
+    page.evaluate("""() => { for (const n of app.graph._nodes) { const w = n.widgets?.find(w => w.name === 'backend');
+                                 if (w) { w.value = 'sandbox'; w.callback?.('sandbox'); } } }""")
+    entry = queue_from_page(page, comfy)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
     images = [img for out in entry["outputs"].values() for img in out.get("images", [])]
     assert images
@@ -104,7 +140,7 @@ def nokey_comfy(tmp_path_factory, sandbox):
     env = {"VOLC_BASE_URL": sandbox.url, "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1",
            "VOLC_ACCESSKEY": "", "VOLC_SECRETKEY": "", "VOLC_API_KEY": "", "DASHSCOPE_API_KEY": "",
            "HOME": str(tmp_path_factory.mktemp("home"))}  # no ~/.volc or ~/.dashscope SDK files either
-    server = ComfyServer(tmp_path_factory.mktemp("comfyui_nokeys"), env=env, inputs=EXAMPLE_INPUTS).start()
+    server = ComfyServer(tmp_path_factory.mktemp("comfyui_nokeys"), env=env).start()  # the pack provides the sample
     yield server
     server.stop()
 
@@ -129,7 +165,8 @@ def test_frontend_extension_loads_without_errors(nokey_page):
     assert _pack_errors(page) == [] and not [e for e in page.errors if e.startswith("pageerror")], page.errors
     scripts = page.evaluate("async () => (await (await fetch('/extensions')).json())")
     ours = sorted(s for s in scripts if s.startswith(PACK_JS))
-    assert ours == [PACK_JS + n for n in ("cloud_outpaint.js", "credentials_dialog.js", "geometry_preview.js")]
+    assert ours == [PACK_JS + n for n in ("cloud_outpaint.js", "credentials_dialog.js", "geometry_preview.js",
+                                          "mode_widgets.js")]
 
 
 def _png_text_chunks(data: bytes) -> str:
@@ -266,7 +303,7 @@ def test_geometry_preview_uses_the_real_input_size_after_a_run(browser_page, com
     page.wait_for_function("""() => app.graph._nodes.find(n => n.type === 'MaskCanvasBuilder')
                               .cloudOutpaintGeometry?.query?.includes('width=384')""", timeout=60_000)
     size = page.evaluate("() => app.graph._nodes.find(n => n.type === 'MaskCanvasBuilder').cloudOutpaintInput")
-    assert size == {"width": 384, "height": 256}  # example_workflows/sample_input.png
+    assert size == {"width": 384, "height": 256}  # example_workflows/cloud_outpaint_sample.png
 
 
 def test_node_shows_its_chinese_name_with_the_zh_locale(browser_page):
@@ -307,3 +344,103 @@ def test_status_text_shows_under_a_waiting_cloud_node(browser_page, sandbox):
                                timeout=30_000)
     finally:
         sandbox.latency = 0
+
+
+# ---- only the widgets of the chosen mode (web/js/mode_widgets.js) ----
+
+def shown_widgets(table, mode, mask_linked=False):
+    """The widgets of `table` that apply under `mode`, in order, from nodes/core/widgets.py."""
+    by_link = {widgets.mode_widget(table), *widgets.modes_by_widget(table)} if mask_linked else set()
+    return [name for name, w in table.items() if name not in by_link and (not w.modes or mode in w.modes)]
+
+
+# the widgets the canvas really draws: LiteGraph sets last_y on each widget it draws
+DRAWN = """(id) => { const n = app.graph.getNodeById(id);
+    app.canvas.ds.scale = 0.5; app.canvas.ds.offset[0] = 40 - n.pos[0]; app.canvas.ds.offset[1] = 40 - n.pos[1];
+    for (const w of n.widgets) w.last_y = undefined;
+    app.canvas.draw(true, true);
+    return n.widgets.filter(w => w.last_y !== undefined).map(w => w.name) }"""
+SET_WIDGET = """async ([id, name, value]) => { const n = app.graph.getNodeById(id);
+    const w = n.widgets.find(w => w.name === name); w.value = value; w.callback?.(value, app.canvas, n);
+    await new Promise(r => setTimeout(r, 100)) }"""  # what the canvas / Vue widget does on a choice
+
+
+def _drawn(page, node_id, table):
+    return [name for name in page.evaluate(DRAWN, node_id) if name in table]
+
+
+@pytest.mark.parametrize("node_type", sorted(TABLES))
+def test_only_the_widgets_of_the_chosen_mode_are_drawn_and_all_values_stay(browser_page, node_type):
+    page, table = browser_page, TABLES[node_type]
+    mode_name = widgets.mode_widget(table)
+    node_id = page.evaluate("""async (type) => { app.graph.clear(); const n = LiteGraph.createNode(type);
+        n.pos = [100, 100]; app.graph.add(n); await new Promise(r => setTimeout(r, 500)); return n.id }""", node_type)
+    assert _drawn(page, node_id, table) == shown_widgets(table, table[mode_name].default)
+    heights, saved = {}, page.evaluate("(id) => app.graph.getNodeById(id).serialize().widgets_values", node_id)
+    for mode in table[mode_name].options:
+        page.evaluate(SET_WIDGET, [node_id, mode_name, mode])
+        assert _drawn(page, node_id, table) == shown_widgets(table, mode), mode
+        size = page.evaluate("(id) => { const n = app.graph.getNodeById(id); return [n.size[1], n.computeSize()[1]] }",
+                             node_id)
+        # resized to its visible widgets (the preview's text may have changed its own height since)
+        assert abs(size[0] - size[1]) < 20, (mode, size)
+        heights[mode] = size[0]
+        # every widget keeps its place and value in the workflow, and goes to the backend in the prompt
+        values = page.evaluate("(id) => app.graph.getNodeById(id).serialize().widgets_values", node_id)
+        assert len(values) == len(saved)
+        assert [v for v, old in zip(values, saved) if v != old] == ([mode] if mode != table[mode_name].default else [])
+        inputs = page.evaluate("async (id) => (await app.graphToPrompt()).output[id].inputs", node_id)
+        assert set(table) <= set(inputs) and inputs[mode_name] == mode
+    counts = {mode: len(shown_widgets(table, mode)) for mode in heights}
+    fewest, most = min(counts, key=counts.get), max(counts, key=counts.get)
+    assert counts[fewest] < counts[most] and heights[fewest] < heights[most]
+    # a saved workflow loads with the visibility of its saved mode
+    chosen = table[mode_name].options[-1]
+    page.evaluate(SET_WIDGET, [node_id, mode_name, chosen])
+    workflow = page.evaluate("() => app.graph.serialize()")
+    page.evaluate("async (wf) => { app.graph.clear(); await app.loadGraphData(wf);"
+                  " await new Promise(r => setTimeout(r, 500)) }", workflow)
+    assert _drawn(page, node_id, table) == shown_widgets(table, chosen)
+    reloaded = page.evaluate("(id) => app.graph.getNodeById(id).serialize().widgets_values", node_id)
+    assert reloaded == next(n for n in workflow["nodes"] if n["id"] == node_id)["widgets_values"]
+
+
+def test_a_connected_mask_hides_volc_ratio_widgets(browser_page):
+    page, table = browser_page, widgets.VOLC
+    wf = json.loads((ROOT / "example_workflows/volc_outpaint_canvas.json").read_text())
+    page.evaluate("async (wf) => { await app.loadGraphData(wf); await new Promise(r => setTimeout(r, 500)) }", wf)
+    node_id = next(n["id"] for n in wf["nodes"] if n["type"] == "VolcOutpaint")
+    mode = page.evaluate("(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'expand_mode').value", node_id)
+    assert _drawn(page, node_id, table) == shown_widgets(table, mode, mask_linked=True)
+    page.evaluate("""async (id) => { const n = app.graph.getNodeById(id);
+        n.disconnectInput(n.inputs.findIndex(i => i.name === 'mask')); await new Promise(r => setTimeout(r, 200)) }""",
+                  node_id)
+    assert _drawn(page, node_id, table) == shown_widgets(table, mode)
+    assert {"top", "left", "expand_mode"} <= set(shown_widgets(table, mode))
+
+
+VUE_ROWS = """(id) => [...document.querySelectorAll(`[data-node-id="${id}"] [data-testid=node-widget]`)]
+    .map(row => (row.querySelector('label') ?? row.querySelector('.truncate'))?.textContent.trim() ?? '')"""
+
+
+def test_vue_nodes_render_only_the_widgets_of_the_chosen_mode(comfy, chromium):
+    page = open_page(chromium, comfy.url)
+    try:
+        version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__")
+        if tuple(int(x) for x in version.split(".")[:2]) < (1, 40):
+            pytest.skip(f"frontend {version}: Vue nodes are an early experiment there; the canvas is checked above")
+        page.evaluate("async () => { await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true) }")
+        page.wait_for_timeout(1000)
+        for node_type, table in sorted(TABLES.items()):
+            mode_name = widgets.mode_widget(table)
+            node_id = page.evaluate("""async (type) => { app.graph.clear(); const n = LiteGraph.createNode(type);
+                n.pos = [100, 100]; app.graph.add(n); await new Promise(r => setTimeout(r, 800)); return n.id }""",
+                                    node_type)
+            for mode in table[mode_name].options:
+                page.evaluate(SET_WIDGET, [node_id, mode_name, mode])
+                page.wait_for_timeout(200)
+                rows = [name for name in page.evaluate(VUE_ROWS, node_id) if name in table]
+                assert rows == shown_widgets(table, mode), (node_type, mode)
+    finally:
+        page.evaluate("async () => { await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false) }")
+        page.close()
