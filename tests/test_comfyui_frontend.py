@@ -441,6 +441,14 @@ def test_vue_nodes_render_only_the_widgets_of_the_chosen_mode(comfy, chromium):
                 page.wait_for_timeout(200)
                 rows = [name for name in page.evaluate(VUE_ROWS, node_id) if name in table]
                 assert rows == shown_widgets(table, mode), (node_type, mode)
+        # and a choice made with the mouse in the node's own select (the last node: VolcOutpaint)
+        row = page.locator(f'[data-node-id="{node_id}"] [data-testid=node-widget]').filter(has_text=mode_name)
+        row.locator(".p-select").first.click()
+        page.get_by_role("option", name="scale", exact=True).click()
+        page.wait_for_timeout(300)
+        assert page.evaluate("(id) => app.graph.getNodeById(id).widgets.find(w => w.name === 'expand_mode').value",
+                             node_id) == "scale"
+        assert [name for name in page.evaluate(VUE_ROWS, node_id) if name in table] == shown_widgets(table, "scale")
     finally:
         page.evaluate("async () => { await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false) }")
         page.close()
