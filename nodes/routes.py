@@ -13,6 +13,7 @@ nothing; tests drive build_routes()/add_routes() on a plain aiohttp application.
     GET  /cloud_outpaint/spend               -> spend today/month, limit, prices, recent entries, cache size
     POST /cloud_outpaint/spend/settings      {"volc_price_cny", "daily_limit_cny"} -> same as GET /spend
     POST /cloud_outpaint/cache/clear         {} -> {"cleared": n}
+    GET  /cloud_outpaint/widget_modes        -> which widgets each node's mode widget shows (widget_modes.py)
 
 Security: every request must come from the ComfyUI page itself (route_guard.py: Host allowlist
 against DNS rebinding, no cross-site requests, and the X-Cloud-Outpaint: 1 header on every POST);
@@ -32,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from aiohttp import web
 
-from . import route_guard
+from . import route_guard, widget_modes
 from .core import connection_check, cost_state, credential_store, preview
 from .core.errors import ConfigError, InputError
 
@@ -180,6 +181,8 @@ def build_routes(store_path: Callable[[], pathlib.Path] = credential_store.defau
         cleared = await asyncio.to_thread(cost_state.clear_cache, env())
         log.info("cloud_outpaint: %d cached result(s) cleared", cleared)
         return _json({"cleared": cleared})
+    async def get_widget_modes(request: web.Request) -> web.Response:
+        return _json(widget_modes.MODES)
 
     return [("GET", f"{PREFIX}/credentials", _guarded(get_credentials, refusal)),
             ("GET", f"{PREFIX}/spend", _guarded(get_spend, refusal)),
@@ -188,7 +191,8 @@ def build_routes(store_path: Callable[[], pathlib.Path] = credential_store.defau
             ("POST", f"{PREFIX}/credentials", _guarded(post_credentials, refusal)),
             ("POST", f"{PREFIX}/credentials/clear", _guarded(clear_credentials, refusal)),
             ("POST", f"{PREFIX}/test", _guarded(test_connection, refusal)),
-            ("GET", f"{PREFIX}/geometry", _guarded(geometry, refusal))]
+            ("GET", f"{PREFIX}/geometry", _guarded(geometry, refusal)),
+            ("GET", f"{PREFIX}/widget_modes", _guarded(get_widget_modes, refusal))]
 
 
 def add_routes(target, **providers) -> None:

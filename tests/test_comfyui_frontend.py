@@ -1,70 +1,62 @@
 """The pack's frontend in headless Chromium on a real ComfyUI (skipped unless COMFYUI_DIR is set).
 
-Checks: every example workflow loads with no missing-node dialog or error, keeps its widget values,
-and converts (graphToPrompt) to the same prompt as tests/workflows.py; the web/js extension loads
+Checks: every example workflow, opened from the template route on a ComfyUI whose input folder started
+empty, loads with no missing-node dialog or error, keeps its widget values, converts (graphToPrompt)
+to the same prompt as tests/workflows.py and runs from the page; the web/js extension loads
 without errors; the keys dialog round trip keeps secrets out of the page, storage, workflow and PNG;
 the geometry preview matches the Python geometry; the zh locale; status text under a waiting node.
 """
 
 import io
 import json
-import os
-import shutil
 import time
 
 import pytest
 import workflows
-from comfy_server import EXAMPLE_INPUTS, ComfyServer, comfyui_dir
+from comfy_server import PACK_FOLDER, ComfyServer, comfyui_dir
+from comfyui_fixtures import open_page
 from conftest import ROOT
+from pack import module
 from PIL import Image
 from test_example_workflows import EXAMPLES
 
-pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info
+SAMPLE = module("nodes.sample_image").NAME
+
+pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info, chromium, browser_page
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
     comfyui_dir() is None, reason="COMFYUI_DIR is not set: the real-ComfyUI tests need a ComfyUI checkout")]
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+def queue_from_page(page, comfy, timeout=90):
+    """Queue the page's graph as the Run button does; the finished history entry."""
+    before = set(comfy.get("/history"))
+    page.evaluate("async () => { await app.queuePrompt(0, 1) }")
+    deadline = time.monotonic() + timeout
+    while True:
+        done = [v for k, v in comfy.get("/history").items()
+                if k not in before and v["status"].get("completed") is not None]
+        if done:
+            return done[0]
+        assert time.monotonic() < deadline, "the run from the page did not finish"
+        time.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    """One headless Chromium for the module (Playwright's sync API allows one instance at a time)."""
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def open_page(browser, url):
-    """A page on `url` once the app is up; console and page errors are collected in page.errors."""
-    page = browser.new_page(viewport={"width": 1500, "height": 900})
-    page.errors = []
-    page.on("pageerror", lambda exc: page.errors.append(f"pageerror: {exc}"))
-    page.on("console", lambda m: m.type == "error" and page.errors.append(f"{m.text} @ {m.location.get('url')}"))
-    page.goto(url)
-    page.wait_for_function("window.app && window.app.graph && window.app.canvas", timeout=90_000)
-    return page
-
-
-@pytest.fixture(scope="module")
-def browser_page(comfy, chromium):
-    # a fresh page with no errors of earlier prompts (the server tests queue failing ones on purpose; the
-    # 1.42 frontend shows the last prompt's errors when a page opens)
-    comfy.post("/history", {"clear": True})
-    page = open_page(chromium, comfy.url)
-    yield page
-    page.close()
+def test_the_pack_put_its_sample_into_the_fresh_input_folder(comfy):
+    assert comfy.inputs == []  # ComfyUI started with an empty input folder
+    assert (comfy.workdir / "input" / SAMPLE).read_bytes() == (ROOT / "example_workflows" / SAMPLE).read_bytes()
+    served = comfy.view({"filename": SAMPLE, "subfolder": "", "type": "input"})
+    assert served == (comfy.workdir / "input" / SAMPLE).read_bytes()
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_example_loads_in_the_real_frontend(browser_page, comfy, object_info, path, tmp_path):
     page, wf = browser_page, json.loads(path.read_text())
-    page.evaluate("async (wf) => { await app.loadGraphData(wf) }", wf)
+    # open it as the template browser does: the file ComfyUI serves for this pack, loaded into the graph
+    templates = page.evaluate("async () => (await (await fetch('/api/workflow_templates')).json())")
+    assert path.stem in templates[PACK_FOLDER]
+    served = page.evaluate("async (url) => (await (await fetch(url)).json())",
+                           f"/api/workflow_templates/{PACK_FOLDER}/{path.name}")
+    assert served == wf
+    page.evaluate("async ([wf, name]) => { await app.loadGraphData(wf, true, true, name) }", [served, path.stem])
     page.wait_for_timeout(1000)
     problems = page.evaluate("""() => [
         ...[...document.querySelectorAll('[role=dialog]')].map(d => 'dialog: ' + d.innerText.slice(0, 300)),
@@ -84,8 +76,11 @@ def test_example_loads_in_the_real_frontend(browser_page, comfy, object_info, pa
         node["inputs"] = {k: v for k, v in node["inputs"].items() if k in declared}
     assert prompt == workflows.ui_to_api(wf, object_info)
     page.screenshot(path=str(tmp_path / f"{path.stem}.png"))
-    # queue the frontend's own prompt (against the sandbox) and read the images back
-    entry = comfy.run_prompt(frontend_prompt)
+    # run it as opened: the cloud examples come with backend = sandbox (the pack's offline emulator: no key, free)
+    backends = page.evaluate("() => app.graph._nodes.map(n => n.widgets?.find(w => w.name === 'backend')?.value)"
+                             ".filter(Boolean)")
+    assert set(backends) <= {"sandbox"}, backends
+    entry = queue_from_page(page, comfy)
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
     images = [img for out in entry["outputs"].values() for img in out.get("images", [])]
     assert images
@@ -104,7 +99,7 @@ def nokey_comfy(tmp_path_factory, sandbox):
     env = {"VOLC_BASE_URL": sandbox.url, "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1",
            "VOLC_ACCESSKEY": "", "VOLC_SECRETKEY": "", "VOLC_API_KEY": "", "DASHSCOPE_API_KEY": "",
            "HOME": str(tmp_path_factory.mktemp("home"))}  # no ~/.volc or ~/.dashscope SDK files either
-    server = ComfyServer(tmp_path_factory.mktemp("comfyui_nokeys"), env=env, inputs=EXAMPLE_INPUTS).start()
+    server = ComfyServer(tmp_path_factory.mktemp("comfyui_nokeys"), env=env).start()  # the pack provides the sample
     yield server
     server.stop()
 
@@ -130,7 +125,7 @@ def test_frontend_extension_loads_without_errors(nokey_page):
     scripts = page.evaluate("async () => (await (await fetch('/extensions')).json())")
     ours = sorted(s for s in scripts if s.startswith(PACK_JS))
     assert ours == [PACK_JS + n for n in ("cloud_outpaint.js", "cost_badge.js", "credentials_dialog.js",
-                                          "geometry_preview.js", "spend_panel.js")]
+                                          "geometry_preview.js", "mode_widgets.js", "spend_panel.js")]
 
 
 def _png_text_chunks(data: bytes) -> str:
@@ -267,7 +262,7 @@ def test_geometry_preview_uses_the_real_input_size_after_a_run(browser_page, com
     page.wait_for_function("""() => app.graph._nodes.find(n => n.type === 'MaskCanvasBuilder')
                               .cloudOutpaintGeometry?.query?.includes('width=384')""", timeout=60_000)
     size = page.evaluate("() => app.graph._nodes.find(n => n.type === 'MaskCanvasBuilder').cloudOutpaintInput")
-    assert size == {"width": 384, "height": 256}  # example_workflows/sample_input.png
+    assert size == {"width": 384, "height": 256}  # example_workflows/cloud_outpaint_sample.png
 
 
 def test_volc_geometry_preview_follows_the_expansion_type(browser_page, comfy):
@@ -318,7 +313,8 @@ def test_status_text_shows_under_a_waiting_cloud_node(browser_page, sandbox):
     wf = json.loads((ROOT / "example_workflows/volc_outpaint_ratio.json").read_text())
     page.evaluate("async (wf) => { await app.loadGraphData(wf) }", wf)
     page.evaluate("""() => { const n = app.graph._nodes.find(n => n.type === 'VolcOutpaint');
-                     n.widgets.find(w => w.name === 'seed').value = 4242; }""")  # not cached
+                     n.widgets.find(w => w.name === 'seed').value = 4242;  // not cached
+                     n.widgets.find(w => w.name === 'backend').value = 'cloud'; }""")  # the test's sandbox
     sandbox.latency = 4
     try:
         page.evaluate("async () => { await app.queuePrompt(0, 1) }")

@@ -104,7 +104,8 @@ def test_bad_widget_value_is_rejected_before_running(comfy, object_info):
 def test_interrupt_stops_a_waiting_cloud_node_within_a_second(comfy, object_info, sandbox):
     prompt = workflows.ui_to_api(json.loads((ROOT / "example_workflows/volc_outpaint_ratio.json").read_text()),
                                  object_info)
-    next(n for n in prompt.values() if n["class_type"] == "VolcOutpaint")["inputs"]["seed"] = 777  # not cached
+    # backend cloud = this test's sandbox (its latency); seed 777: not cached
+    next(n for n in prompt.values() if n["class_type"] == "VolcOutpaint")["inputs"].update(seed=777, backend="cloud")
     sandbox.latency = 20
     try:
         status, body = comfy.post("/prompt", {"prompt": prompt})
@@ -133,7 +134,8 @@ def test_interrupt_stops_a_waiting_cloud_node_within_a_second(comfy, object_info
 def test_interrupt_cancels_a_waiting_dashscope_task(comfy, object_info, sandbox):
     prompt = workflows.ui_to_api(json.loads((ROOT / "example_workflows/dashscope_outpaint_ratio.json").read_text()),
                                  object_info)
-    next(n for n in prompt.values() if n["class_type"] == "DashScopeOutpaint")["inputs"]["x_scale"] = 1.25
+    next(n for n in prompt.values() if n["class_type"] == "DashScopeOutpaint")["inputs"].update(x_scale=1.25,
+                                                                                                backend="cloud")
     sandbox.inject("dashscope", "stuck")
     creates_before = len(sandbox.requests("dashscope", action="create"))
     cancels_before = len(sandbox.requests("dashscope", action="cancel"))

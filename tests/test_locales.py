@@ -59,4 +59,4 @@ def test_only_the_extension_modules_are_under_web():
     # ComfyUI loads every .js under WEB_DIRECTORY as an extension: no stray scripts
     scripts = sorted(p.relative_to(ROOT / "web").as_posix() for p in (ROOT / "web").rglob("*.js"))
     assert scripts == ["js/cloud_outpaint.js", "js/cost_badge.js", "js/credentials_dialog.js", "js/geometry_preview.js",
-                       "js/spend_panel.js"]
+                       "js/mode_widgets.js", "js/spend_panel.js"]

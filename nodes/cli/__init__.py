@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     # demo
     p = sub.add_parser("demo", formatter_class=_Formatter, help="try everything offline on the sample image",
                        description="Runs MaskCanvasBuilder-style padding, VolcOutpaint (ratio and canvas mode) and "
-                                   "DashScopeOutpaint on example_workflows/sample_input.png against the built-in "
+                                   "DashScopeOutpaint on the pack's cloud_outpaint_sample.png against the built-in "
                                    "sandbox (no credentials, no network beyond 127.0.0.1, nothing billed), writes "
                                    "the results, a side-by-side contact sheet (contact_sheet.png) and summary.json.",
                        epilog=f"{EXIT_CODES}\n\n{TORCH_NOTE}")

@@ -11,7 +11,7 @@ from ..core import backends, geometry
 from .exits import EXIT_OK, need_torch
 from .output import run_output, write_atomic, write_json
 
-SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "example_workflows" / "sample_input.png"
+SAMPLE = pathlib.Path(__file__).resolve().parents[2] / "example_workflows" / "cloud_outpaint_sample.png"
 
 
 def _label_tile(image, label: str, height: int):

@@ -10,7 +10,16 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, paid_guard, transport, volc_layout, widgets
+from . import (
+    canvas,
+    composite,
+    geometry,
+    imagecodec,
+    paid_guard,
+    transport,
+    volc_layout,
+    widgets,
+)
 from .credentials import VolcCredentials
 from .errors import InputError, VendorError
 from .runner import (

@@ -216,9 +216,9 @@ CANVAS = table(
     _text("aspect_ratio", "16:9", "target canvas shape W:H, e.g. 16:9, 3:4, 1:1 (expand_mode = aspect_ratio); "
                                   "only one side grows", modes=("aspect_ratio",)),
     _int("target_width", 1024, 1, MAX_SIDE, "canvas width (expand_mode = target_size); must be >= the image "
-                                            "width", step=1),
+                                            "width", step=1, modes=("target_size",)),
     _int("target_height", 1024, 1, MAX_SIDE, "canvas height (expand_mode = target_size); must be >= the image "
-                                             "height", step=1),
+                                             "height", step=1, modes=("target_size",)),
     _combo("anchor", ANCHORS, "center", "where the original sits when the canvas size is given as a whole "
                                         "(scale, aspect_ratio, target_size) and where rounding adds pixels"),
     _int("multiple_of", 1, 1, 1024, "round the canvas up to a multiple of this (8, 16, 64 for diffusion "

@@ -3,13 +3,15 @@
 // - a credentials dialog (credentials_dialog.js), reachable from Settings ▸ Cloud Outpaint, from the
 //   right-click menu of the cloud nodes and from the key badge on those nodes;
 // - a key status badge on VolcOutpaint / DashScopeOutpaint;
-// - a geometry preview inside all three nodes (geometry_preview.js).
+// - a geometry preview inside all three nodes (geometry_preview.js);
+// - only the widgets of the chosen mode shown (mode_widgets.js).
 // The status text during a run ("Volcengine: 1/4 done, …") is rendered by the ComfyUI frontend
 // itself (progress_text → text preview widget), so nothing is needed here for it.
 
 import { describeStatus, lastCredentialStatus, onCredentialStatus, openCredentialsDialog, refreshCredentialStatus } from "./credentials_dialog.js";
 import { addPreviewWidget, refreshGeometry } from "./geometry_preview.js";
 import "./cost_badge.js"; // the cost badge and the dialog's spend section: their own extension
+import { patchModeWidgets } from "./mode_widgets.js";
 
 const { app } = window.comfyAPI.app;
 
@@ -106,6 +108,7 @@ app.registerExtension({
     async beforeRegisterNodeDef(nodeType, nodeData) {
         if (!PREVIEW_NODES.has(nodeData.name)) return;
         patchPreviewNode(nodeType, nodeData.name);
+        patchModeWidgets(nodeType, nodeData.name);
         if (nodeData.name in CLOUD_NODES) patchCloudNode(nodeType, CLOUD_NODES[nodeData.name]);
     },
     nodeCreated(node) {
