@@ -14,7 +14,7 @@ import urllib.error
 import pytest
 from comfy_server import EXAMPLE_INPUTS, ComfyServer, comfyui_dir
 from conftest import ROOT
-from test_comfyui_frontend import chromium, open_page  # noqa: F401 (chromium is a fixture)
+from comfyui_fixtures import open_page
 
 pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
