@@ -9,12 +9,11 @@ route, and run once it has one.
 
 import json
 import time
-import urllib.error
 
 import pytest
 from comfy_server import EXAMPLE_INPUTS, ComfyServer, comfyui_dir
-from conftest import ROOT
 from comfyui_fixtures import open_page
+from conftest import ROOT
 
 pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
@@ -24,13 +23,8 @@ DASHSCOPE_PRICE = 0.18  # the vendor's documented price, the server's default
 PACK_JS = "/extensions/cloud-outpaint/js/"
 
 
-def spend_or_skip(server):
-    try:
-        return server.get("/cloud_outpaint/spend")
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            pytest.skip("the server has no /cloud_outpaint/spend route yet (the spend ledger is another branch)")
-        raise
+def spend_of(server):
+    return server.get("/cloud_outpaint/spend")
 
 
 def cny(value):
@@ -84,10 +78,7 @@ def badge_texts(page):
 
 
 def prices(comfy):
-    try:
-        return comfy.get("/cloud_outpaint/spend")["prices"]
-    except urllib.error.HTTPError:
-        return {"volc": None, "dashscope": DASHSCOPE_PRICE}
+    return spend_of(comfy)["prices"]
 
 
 def test_cost_badge_is_drawn_and_follows_the_widgets(page, comfy):
@@ -186,20 +177,6 @@ OPEN_DIALOG = f"""async () => {{
 SPEND = "#cloud-outpaint-credentials [data-section=spend]"
 
 
-def test_dialog_says_when_the_server_has_no_spend_figures(page, comfy):
-    try:
-        comfy.get("/cloud_outpaint/spend")
-        pytest.skip("the server has the spend route: test_dialog_shows_the_spend_and_saves_the_settings runs")
-    except urllib.error.HTTPError as e:
-        assert e.code == 404
-    page.evaluate(OPEN_DIALOG)
-    try:
-        page.wait_for_function(f"document.querySelector('{SPEND} [data-role=spend-today]')"
-                               "?.textContent.includes('no /cloud_outpaint/spend route')", timeout=5_000)
-    finally:
-        page.evaluate("() => document.getElementById('cloud-outpaint-credentials')?.remove()")
-
-
 def press(page, button, result):
     """Click a spend section button and wait for its result line (emptied first: no stale "Saved")."""
     page.evaluate(f"() => {{ document.querySelector('{SPEND} [data-role=spend-result]').textContent = '' }}")
@@ -209,7 +186,7 @@ def press(page, button, result):
 
 
 def test_dialog_shows_the_spend_and_saves_the_settings(page, comfy):
-    spend = spend_or_skip(comfy)
+    spend = spend_of(comfy)
     page.evaluate(ADD_NODES)
     page.evaluate(OPEN_DIALOG)
     section = page.locator(SPEND)
@@ -254,7 +231,6 @@ def test_dialog_shows_the_spend_and_saves_the_settings(page, comfy):
 def ledger_comfy(tmp_path_factory, sandbox, comfy):
     """A ComfyUI with the result cache on (the suites turn it off) whose Volcengine price and daily
     limit come from environment variables."""
-    spend_or_skip(comfy)  # not worth a start while the pack has no ledger
     env = {"VOLC_BASE_URL": sandbox.url, "VOLC_ACCESSKEY": sandbox.volc_access_key,
            "VOLC_SECRETKEY": sandbox.volc_secret_key,
            "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1", "DASHSCOPE_API_KEY": sandbox.dashscope_api_key,

@@ -81,7 +81,7 @@ function settingValue(spend, key) {
 function showSpend(section, spend) {
     const line = (role, text) => { section.querySelector(`[data-role=${role}]`).textContent = text; };
     if (!spend) {
-        line("spend-today", "Spend figures need a newer pack (no /cloud_outpaint/spend route) 服务器不支持");
+        line("spend-today", "Spend figures could not be read from the server 无法读取费用");
         return;
     }
     const requests = spend.requests_today ?? {};
