@@ -55,8 +55,8 @@ def dry_run(plan, sources) -> int:
     lines, totals = preview(plan, sources)
     where = "the sandbox (offline, free)" if plan.backend == "sandbox" else plan.credentials.base_url
     total = (f"total: {totals['jobs']} call(s), {totals['cached']} from cache, {totals['resumed']} resumed, "
-             f"{totals['paid']} to pay at {_money(totals['price_cny'])} each: estimate "
-             f"{_money(totals['estimate_cny'])}")
+             f"{totals['paid']} to pay" + (f" at {_money(totals['price_cny'])} each" if totals['price_cny'] is not None
+                                           else " (price not set)") + f": estimate {_money(totals['estimate_cny'])}")
     out = [f"dry run: nothing is sent. {plan.vendor} {plan.mode} via {where}", *lines, total]
     report = _report()
     limit = report["limit_cny"]
@@ -65,7 +65,7 @@ def dry_run(plan, sources) -> int:
     try:
         check_limit(totals)
     except UsageError as exc:
-        out.append(f"this run would be refused: {exc}")
+        out.append(f"this run would be refused: {str(exc).removeprefix('refused: ')}")
         sys.stdout.write("\n".join(out) + "\n")
         return EXIT_USAGE
     sys.stdout.write("\n".join(out) + "\n")
