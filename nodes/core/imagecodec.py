@@ -11,6 +11,7 @@ import binascii
 import io
 import math
 import struct
+import sys
 import zlib
 
 import numpy as np
@@ -155,24 +156,45 @@ def _open(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> Image.Image:
     return img
 
 
-def _pil_to_float(img: Image.Image, channels: int) -> torch.Tensor:
-    """PIL image -> float32 tensor in 0..1, [H,W,3] or [H,W]; 16-bit and float modes kept exact."""
+def _pil_pixels(img: Image.Image, channels: int) -> np.ndarray:
+    """PIL image -> uint8 array [H,W,3] or [H,W] (read-only, no copy beyond Pillow's own), or a
+    float32 array in 0..1 for 16-bit and float modes (kept exact)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         scale = 1.0 if img.mode == "F" else 65535.0
-        arr = torch.from_numpy(np.clip(np.asarray(img, dtype=np.float32) / scale, 0, 1))
-        return arr[..., None].expand(-1, -1, 3).contiguous() if channels == 3 else arr
+        arr = np.clip(np.asarray(img, dtype=np.float32) / scale, 0, 1)
+        return np.repeat(arr[..., None], 3, axis=2) if channels == 3 else arr
     if channels == 1:
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            alpha = img.convert("RGBA").getchannel("A")  # a mask stored as transparency
-            return 1.0 - _u8_to_float(alpha)
+            alpha = np.asarray(img.convert("RGBA").getchannel("A"))  # a mask stored as transparency
+            return 1.0 - alpha.astype(np.float32) / np.float32(255)
         img = img.convert("L")
     elif img.mode != "RGB":
         img = img.convert("RGB")  # drops alpha; vendors return opaque results
-    return _u8_to_float(img)
+    return np.asarray(img)
 
 
-def _u8_to_float(img: Image.Image) -> torch.Tensor:
-    return torch.from_numpy(np.array(img)).to(torch.float32).div_(255.0)  # np.array: a writable copy
+def pixels_into(pixels: np.ndarray, out: torch.Tensor) -> torch.Tensor:
+    """Write decoded pixels (decode_pixels) into `out`, a float32 CPU tensor of their shape (e.g. an item
+    of the output batch), as 0..1: one pass, no float copy in between. Returns `out`."""
+    if tuple(out.shape) != pixels.shape or out.dtype != torch.float32:
+        raise ValueError(f"pixels {pixels.shape} do not fit a {out.dtype} tensor {tuple(out.shape)}")
+    target = out.numpy()  # shares memory with `out` (a CPU tensor)
+    if pixels.dtype == np.uint8:
+        np.divide(pixels, np.float32(255), out=target)  # float32 division: the same values as .div_(255)
+    else:
+        np.copyto(target, pixels)
+    return out
+
+
+def _pil_to_float(img: Image.Image, channels: int) -> torch.Tensor:
+    pixels = _pil_pixels(img, channels)
+    return pixels_into(pixels, torch.empty(pixels.shape, dtype=torch.float32))
+
+
+def decode_pixels(data: bytes, max_pixels: int = MAX_DECODE_PIXELS) -> np.ndarray:
+    """PNG/JPEG/WEBP bytes -> pixels [H,W,3] (uint8, or float32 for 16-bit images) for pixels_into:
+    a quarter of a float image's memory while a result waits for its slot in the output batch."""
+    return _pil_pixels(_open(data, max_pixels), 3)
 
 
 def decode_image(data: bytes, exif_transpose: bool = False, max_pixels: int = MAX_DECODE_PIXELS) -> torch.Tensor:
@@ -193,6 +215,9 @@ def image_size(data: bytes) -> tuple[int, int]:
     return imageheader.header(data)[1:]
 
 
+_STRICT_A2B = sys.version_info >= (3, 11)  # binascii's strict_mode is new in 3.11
+
+
 def to_base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -203,8 +228,8 @@ def from_base64(text: str) -> bytes:
         raise DecodeError(f"expected a base64 string, got {type(text).__name__}")
     if text.startswith("data:"):
         text = text.partition(",")[2]
-    try:
-        return base64.b64decode(text, validate=True)
+    try:  # straight from the str's own ASCII buffer: no bytes copy, no regex pass over the text
+        return binascii.a2b_base64(text, strict_mode=True) if _STRICT_A2B else base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         pass  # maybe wrapped lines: strip white space (slow path, copies the text)
     try:

@@ -80,10 +80,11 @@ class _Item:
 
 
 class _Done(NamedTuple):
-    """One job's result: the vendor's answer and its image, decoded in the worker."""
+    """One job's result: the vendor's answer (its image bytes dropped once read) and its pixels, decoded
+    in the worker; assemble() writes them into the output batch."""
 
     result: VolcResult
-    image: torch.Tensor  # [1,H,W,3]
+    pixels: object  # imagecodec.decode_pixels: [H,W,3] uint8 (a quarter of a float image)
 
 
 def _fit_input(arr, config: VolcConfig) -> tuple[object, list[str]]:
@@ -153,19 +154,19 @@ def _seed(seed: int, variant: int) -> int:
     return seed if seed == -1 else (seed + variant) % 2**31
 
 
-def _decoded(result: VolcResult, item: _Item) -> torch.Tensor:
-    """The result's image, or the billed VendorError that says why it is not usable."""
+def _decoded(result: VolcResult, item: _Item) -> _Done:
+    """The result's pixels, or the billed VendorError that says why it is not usable."""
     try:
-        generated = imagecodec.decode_image(result.image)
+        pixels = imagecodec.decode_pixels(result.image)
     except imagecodec.DecodeError as exc:
         raise VendorError(VENDOR, "BadResult", "the returned image could not be read", message=str(exc),
                           request_id=result.request_id or None, billed=True) from exc
-    height, width = generated.shape[1:3]
+    height, width = pixels.shape[:2]
     if implausibly_small((width, height), item.expected):
         raise VendorError(VENDOR, "BadResult", f"the vendor's image is {width}x{height}, far from the "
                           f"{item.expected[0]}x{item.expected[1]} expected: not a usable result",
                           request_id=result.request_id or None, billed=True)
-    return generated
+    return _Done(replace(result, image=b""), pixels)
 
 
 def cost_guard(items: list[_Item], params: VolcParams, credentials: VolcCredentials, options: VolcOptions,
@@ -195,13 +196,13 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
         result = client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)), on_wait=report)
         if result.request_id:
             report.spend("request id", result.request_id)
-        done = _Done(result, _decoded(result, items[i]))
+        done = _decoded(result, items[i])
         guard.paid(index, result.request_id, result.image, time_elapsed=result.time_elapsed)
         return done
 
     def cached(index: int, entry) -> _Done:
         result = VolcResult(entry.image, entry.id, 0.0, entry.extra.get("time_elapsed", ""))
-        return _Done(result, _decoded(result, items[jobs[index][0]]))
+        return _decoded(result, items[jobs[index][0]])
 
     def label(index: int) -> str:
         i, v = jobs[index]
@@ -221,8 +222,10 @@ def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done],
              options: VolcOptions, canvas_mode: bool) -> RunResult:
     """Paste-back and the report; nothing here depends on the input's shape (it was made RGB before paying)."""
     batch, report = composite.BatchOutput(len(jobs)), []
-    for index, ((i, v), (result, generated)) in enumerate(zip(jobs, done)):
-        height, width = generated.shape[1:3]
+    for index, ((i, v), (result, pixels)) in enumerate(zip(jobs, done)):
+        height, width = pixels.shape[:2]
+        generated = imagecodec.pixels_into(pixels, batch.slot(index, height, width)[0])[None]
+        done[index] = pixels = None  # its pixels are in the batch now: let them go before the next item
         item = items[i]
         layout_note = None
         if item.placement is not None:  # ratio mode: the original's box, mapped onto the real output size
