@@ -33,7 +33,10 @@ from .runner import (
     Spend,
     Stopped,
     implausibly_small,
+    reduced_upload_note,
     run_batch,
+    shrunk_note,
+    with_status_note,
 )
 
 # DashScope's task ids are UUIDs (spec B.4 examples); a resumed id is pasted into /tasks/{id}[/cancel]
@@ -131,11 +134,11 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
             notes.append(f"input {width}x{height} scaled x{s:.3f} to {arr.shape[1]}x{arr.shape[0]} to meet "
                          f"DashScope's {geometry.DASHSCOPE_MIN_SIDE}-{geometry.DASHSCOPE_MAX_SIDE} px per side; "
                          "the result is scaled back")
-        data, sent = imagecodec.encode_within(arr, image_format, config.max_input_bytes,
-                                              min_side=geometry.DASHSCOPE_MIN_SIDE)
+        data, sent, _ = encoded = imagecodec.encode_within(arr, image_format, config.max_input_bytes,
+                                                           min_side=geometry.DASHSCOPE_MIN_SIDE)
         if sent.shape != arr.shape:
-            notes.append(f"shrunk to {sent.shape[1]}x{sent.shape[0]} to stay under "
-                         f"{config.max_input_bytes / 2**20:.0f} MB")
+            notes.append(shrunk_note(arr, encoded, image_format, config.max_input_bytes,
+                                            "DASHSCOPE_MAX_INPUT_MB"))
         sw, sh = sent.shape[1], sent.shape[0]
         scale = sw / width
         sent_params = replace(params, **{name: _scaled_offset(getattr(params, name), scale) for name in OFFSETS})
@@ -275,6 +278,8 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
         hooks: RunHooks = RunHooks()) -> RunResult:
     options.validate()
     items = prepare_items(image, params, config, options.image_format)
+    hooks = with_status_note(hooks, reduced_upload_note([(tuple(image.shape[2:0:-1]), item.sent_size)
+                                                         for item in items]))
     image, _ = canvas.rgb_image(image)  # what was sent, and what the paste-back uses (a view)
     resume = options.resume_task_ids
     if resume and len(resume) != len(items):

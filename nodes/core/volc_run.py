@@ -20,7 +20,10 @@ from .runner import (
     RunInfo,
     RunResult,
     implausibly_small,
+    reduced_upload_note,
     run_batch,
+    shrunk_note,
+    with_status_note,
 )
 from .volc import VENDOR, VolcClient, VolcConfig, VolcParams, VolcResult
 
@@ -96,11 +99,10 @@ def _fit_input(arr, config: VolcConfig) -> tuple[object, list[str]]:
 
 
 def _encode(arr, fmt: str, config: VolcConfig, notes: list[str]):
-    data, sent = imagecodec.encode_within(arr, fmt, config.max_input_bytes)
-    if sent.shape != arr.shape:
-        notes.append(f"shrunk to {sent.shape[1]}x{sent.shape[0]} to stay under "
-                     f"{config.max_input_bytes / 2**20:.0f} MiB")
-    return data, sent
+    encoded = imagecodec.encode_within(arr, fmt, config.max_input_bytes)
+    if encoded.array.shape != arr.shape:
+        notes.append(shrunk_note(arr, encoded, fmt, config.max_input_bytes, "VOLC_MAX_INPUT_MB"))
+    return encoded.data, encoded.array
 
 
 def _check_size(width: int, height: int, config: VolcConfig, canvas_mode: bool) -> None:
@@ -184,6 +186,8 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
     params.validate(canvas_mode)
     options.validate()
     items = prepare_items(image, mask, params, config, options.image_format)
+    hooks = with_status_note(hooks, reduced_upload_note([((item.original.shape[2], item.original.shape[1]),
+                                                          item.sent_size) for item in items]))
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
     control = transport.RunControl(options.timeout_s, VENDOR)
     guard = cost_guard(items, params, credentials, options, config, control)
