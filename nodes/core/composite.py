@@ -45,6 +45,12 @@ class BatchOutput:
             return self.images[index:index + 1]
         return torch.empty((1, height, width, channels), dtype=self.images.dtype)
 
+    def mask_slot(self, index: int, height: int, width: int) -> torch.Tensor | None:
+        """Where item `index`'s mask is to be written ([1,H,W], a view of the batch), or None when its
+        size is not the batch's (after slot())."""
+        return self.masks[index:index + 1] if self.masks is not None and self.masks.shape[1:] == (height, width) \
+            else None
+
     def put(self, index: int, image: torch.Tensor, mask: torch.Tensor) -> str | None:
         """Store one item (nothing to copy when `image` is its slot); returns a note for its report entry
         when it had to be resized."""
@@ -56,7 +62,8 @@ class BatchOutput:
             note = f"{width}x{height} (to share the batch size)"
         if image.data_ptr() != self.images[index].data_ptr():
             self.images[index] = image[0]
-        self.masks[index] = mask[0]
+        if mask.data_ptr() != self.masks[index].data_ptr():
+            self.masks[index] = mask[0]
         return note
 
 

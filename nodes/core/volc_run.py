@@ -235,7 +235,8 @@ def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done],
         if item.placement is not None:  # ratio mode: the original's box, mapped onto the real output size
             box = geometry.scale_placement(item.placement, width, height)
             seam = max(2, round(0.02 * min(box.width, box.height))) if options.keep_original else 0
-            out_mask, _ = canvas.build_mask(box, 1, seam, dtype=generated.dtype, device=generated.device)
+            out_mask, _ = canvas.build_mask(box, 1, seam, dtype=generated.dtype, device=generated.device,
+                                            out=batch.mask_slot(index, height, width))
             out = composite.paste_original(generated, item.original, box, out_mask) if options.keep_original \
                 else generated
         else:  # canvas mode: where the canvas landed (the rule, the SDK's 0.1 sides, or unknown)
