@@ -189,3 +189,15 @@ def test_the_row_sample_picks_rle_for_photos_and_the_default_for_flat_gradients(
     auto = [len(ic.encode_png(a)) for a in (gradient, photo)]
     assert auto[0] == len(ic.encode_png(gradient, strategy=zlib.Z_DEFAULT_STRATEGY))
     assert auto[1] == len(ic.encode_png(photo, strategy=zlib.Z_RLE))
+
+
+def test_the_seam_mask_is_built_straight_into_its_batch_slot():
+    p = geometry.pad_pixels(40, 30, 5, 6, 7, 8)
+    batch = module("nodes.core.composite").BatchOutput(2)
+    batch.slot(0, p.canvas_height, p.canvas_width)
+    slot = batch.mask_slot(1, p.canvas_height, p.canvas_width)
+    mask, _ = canvas.build_mask(p, 1, 4, out=slot)
+    assert mask.data_ptr() == batch.masks[1].data_ptr() and torch.equal(mask, canvas.build_mask(p, 1, 4)[0])
+    assert batch.mask_slot(1, p.canvas_height + 1, p.canvas_width) is None
+    with pytest.raises(ValueError):
+        canvas.build_mask(p, 2, 4, out=slot)
