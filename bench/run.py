@@ -1,8 +1,9 @@
-"""Benchmarks that print figures (not tests). Run: python bench/run.py [--quick]
+"""Benchmarks that print figures (not tests). Run: python bench/run.py [--quick] [--only memory|overhead|comfyui]
 
 Sections: MaskCanvasBuilder vs a straight re-implementation of ImagePadForOutpaint's per-pixel
-loop (same mask?), the image codec at 2048² / 4096² against its floor, VolcOutpaint overhead and
-batch concurrency, peak memory, DashScope polling, and (with COMFYUI_DIR set) two cloud nodes side
+loop (same mask?), the image codec at 2048² / 4096² against its floor, VolcOutpaint client overhead against
+the floor of the same request and its extra peak memory (figures.py: each against its goal), batch
+concurrency, DashScope polling, and (with COMFYUI_DIR set) two cloud nodes side
 by side in one real ComfyUI graph.
 
 The pack is loaded by itself, through the root cli.py's loader (by file location, under a private
@@ -19,6 +20,7 @@ import platform
 import statistics
 import sys
 import time
+import zlib
 
 import torch
 
@@ -40,7 +42,8 @@ def module(dotted: str):
 
 _load_pack()
 canvas, geometry, imagecodec = module("nodes.core.canvas"), module("nodes.core.geometry"), module("nodes.core.imagecodec")
-from reference_pad import image_pad_for_outpaint  # noqa: E402  (bench/, beside this file)
+import figures  # noqa: E402  (bench/, beside this file)
+from reference_pad import image_pad_for_outpaint  # noqa: E402
 
 
 def timed(fn, repeat: int) -> tuple[float, object]:
@@ -97,7 +100,8 @@ def bench_codec(size: int, quick: bool) -> None:
     print(f"\n== codec round trip (tensor -> bytes -> base64 -> bytes -> tensor), {size}x{size} ==")
     to_u8_t, arr = timed(lambda: imagecodec.image_to_uint8(image)[0], repeat)
     print(f"{'encoding':<26}{'encode':>10}{'b64+decode':>12}{'total':>10}{'base64 MB':>11}")
-    rows = [("png (ours, Up filter, z1)", lambda a: imagecodec.encode_png(a)),
+    rows = [("png (ours, Up, z1 Z_RLE)", lambda a: imagecodec.encode_png(a)),
+            ("png (Up, z1 default)", lambda a: imagecodec.encode_png(a, strategy=zlib.Z_DEFAULT_STRATEGY)),
             ("png (Pillow, level 1)", lambda a: _pillow_png(a, 1)),
             ("png (Pillow, level 6)", lambda a: _pillow_png(a, 6)),
             ("jpeg q95 4:4:4", lambda a: imagecodec.encode_jpeg(a, 95))]
@@ -110,35 +114,10 @@ def bench_codec(size: int, quick: bool) -> None:
     print(f"(tensor -> uint8 alone: {to_u8_t * 1000:.0f} ms)")
 
 
-def _go_seconds(text: str) -> float:
-    """Go duration string ('1.2s', '350ms', '84µs') -> seconds."""
-    units = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-    for unit in sorted(units, key=len, reverse=True):
-        if text.endswith(unit):
-            return float(text[:-len(unit)]) * units[unit]
-    return 0.0
-
-
 def bench_volc(quick: bool) -> None:
     sandbox_mod, volc, volc_run = module("nodes.sandbox"), module("nodes.core.volc"), module("nodes.core.volc_run")
-    size = 2048
-    image = photo_like(size)
-    print(f"\n== VolcOutpaint overhead, {size}x{size}, sandbox at zero latency (sides 0.1, max 4096) ==")
-    arr = imagecodec.image_to_uint8(image)[0]
-    floor_t, _ = timed(lambda: imagecodec.decode_image(imagecodec.from_base64(imagecodec.to_base64(
-        imagecodec.encode_png(arr)))), 1 if quick else 3)
-    print(f"floor: PNG encode + base64 + decode of the image, once: {floor_t * 1000:.0f} ms")
-    params = volc.VolcParams(max_width=4096, max_height=4096)
     with sandbox_mod.Sandbox() as sb:
         creds = sb.volc_credentials()
-        for fmt in ("jpeg", "png"):
-            def once():
-                return volc_run.run(image, None, params, creds, volc_run.VolcOptions(image_format=fmt, timeout_s=300))
-            wall, (_, _, info) = timed(once, 1 if quick else 3)
-            vendor = _go_seconds(info.to_dict()["results"][0]["vendor_time"])
-            print(f"upload {fmt:<5}: wall {wall * 1000:6.0f} ms, of which sandbox processing {vendor * 1000:5.0f} ms"
-                  f" -> node overhead {(wall - vendor) * 1000:5.0f} ms ({(wall - vendor) / floor_t:.1f}x the floor)")
-
         print("\n== VolcOutpaint batch concurrency: 8 requests, 1 s simulated latency ==")
         sb.latency = 1.0
         small = photo_like(256)
@@ -177,41 +156,6 @@ def bench_dashscope(quick: bool) -> None:
             backoff = min(config.poll_cap, backoff * config.poll_growth)
             n += 1
         print(f"  {length:>4} s task: {n:>3} polls, seen {t - length:.2f} s after it finished")
-
-
-MEMORY_CHILD = """
-import resource, sys, json
-sys.path.insert(0, {bench!r})
-import torch
-from run import module, photo_like
-volc, volc_run, creds = module("nodes.core.volc"), module("nodes.core.volc_run"), module("nodes.core.credentials")
-image = photo_like(2048).expand(4, -1, -1, -1).contiguous()
-c = creds.VolcCredentials("aksk", "bench", {url!r}, {ak!r}, {sk!r})
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-out, mask, info = volc_run.run(image, None, volc.VolcParams(top=0, bottom=0, left=0.0001, right=0, max_width=4096,
-                               max_height=4096), c, volc_run.VolcOptions(concurrency=4, timeout_s=300))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"input_mb": image.numel() * 4 / 2**20, "extra_peak_mb": (peak - base) / 1024}}))
-"""
-
-
-def bench_memory() -> None:
-    """Peak RSS added by a VolcOutpaint run over a 4x2048² batch (sandbox in this process, run in a child)."""
-    import json
-    import subprocess
-    sandbox_mod = module("nodes.sandbox")
-    print("\n== extra peak memory: VolcOutpaint round trip of a 4x2048x2048 batch (goal <= 3x the input) ==")
-    with sandbox_mod.Sandbox() as sb:
-        code = MEMORY_CHILD.format(bench=str(BENCH), url=sb.url,
-                                   ak=sb.volc_access_key, sk=sb.volc_secret_key)
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        print("failed:", done.stderr[-2000:])
-        return
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
-    ratio = figures["extra_peak_mb"] / figures["input_mb"]
-    print(f"input tensor {figures['input_mb']:.0f} MB; extra peak RSS {figures['extra_peak_mb']:.0f} MB "
-          f"= {ratio:.2f}x the input (output tensors included)")
 
 
 def bench_batch_plot(quick: bool) -> None:
@@ -297,19 +241,28 @@ def _pillow_png(arr, level: int) -> bytes:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repeats, skip 4096²")
-    parser.add_argument("--only", choices=["comfyui"], help="run just this section")
+    parser.add_argument("--only", choices=["comfyui", "memory", "overhead"], help="run just this section")
+    parser.add_argument("--rounds", type=int, default=7, help="round-robin rounds of the overhead figure")
+    parser.add_argument("--children", type=int, default=3, help="fresh processes measured for the memory figure")
     args = parser.parse_args()
     if args.only == "comfyui":
         bench_comfyui_side_by_side()
+        return
+    if args.only == "memory":
+        figures.bench_memory(args.children)
+        return
+    if args.only == "overhead":
+        figures.bench_overhead(module, photo_like, args.rounds)
         return
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"python {platform.python_version()}, torch {torch.__version__}")
     bench_canvas(2048, args.quick)
     for size in (2048,) if args.quick else (2048, 4096):
         bench_codec(size, args.quick)
+    figures.bench_overhead(module, photo_like, 3 if args.quick else args.rounds)
     bench_volc(args.quick)
     bench_batch_plot(args.quick)
-    bench_memory()
+    figures.bench_memory(1 if args.quick else args.children)
     bench_dashscope(args.quick)
     bench_comfyui_side_by_side()
 

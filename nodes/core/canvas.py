@@ -232,19 +232,24 @@ def feather_values(distance: torch.Tensor, feathering: int, overlap: int, curve:
 
 
 def build_mask(placement: Placement, batch: int, feathering: int = 0, overlap: int = 0,
-               curve: str = "quadratic", dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, MaskBand]:
+               curve: str = "quadratic", dtype=torch.float32, device="cpu",
+               out: torch.Tensor | None = None) -> tuple[torch.Tensor, MaskBand]:
     """MASK [B,H',W']: 1 on the new area, the feather/overlap band inside the original, 0 elsewhere.
 
     The value depends on min(row distance, column distance) through a decreasing curve, so it
     equals max(curve(row distance), curve(column distance)): two 1-D ramps (in float64, so the
     values round exactly like ImagePadForOutpaint's Python floats) and one broadcast maximum.
+    `out` (that shape, dtype and device, e.g. a slot of an output batch) is written instead of a new tensor.
     """
     p = placement
     band = clamp_band(p, int(feathering), int(overlap))
     ramps = [feather_values(_seam_distance(n, before, after), band.feathering, band.overlap, curve)
              .to(device=device, dtype=dtype)
              for n, before, after in ((p.height, p.top, p.bottom), (p.width, p.left, p.right))]
-    mask = torch.empty((batch, p.canvas_height, p.canvas_width), dtype=dtype, device=device)
+    shape = (batch, p.canvas_height, p.canvas_width)
+    mask = torch.empty(shape, dtype=dtype, device=device) if out is None else out
+    if tuple(mask.shape) != shape or mask.dtype != dtype:
+        raise ValueError(f"out is {tuple(mask.shape)} {mask.dtype}, the mask {shape} {dtype}")
     for strip in _padded_strips(mask[:1], p):  # each pixel written once: 1 around, ramps inside
         strip.fill_(1)
     torch.maximum(ramps[0][:, None], ramps[1][None, :], out=mask[0, p.y:p.y + p.height, p.x:p.x + p.width])

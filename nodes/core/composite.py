@@ -23,27 +23,47 @@ def resize_mask(mask: torch.Tensor, width: int, height: int) -> torch.Tensor:
 
 class BatchOutput:
     """The run's IMAGE and MASK batches, allocated once at the first result's size and filled item by
-    item (no per-item list kept around, no concatenation copy). An item of another size is resized,
-    because an IMAGE batch has one size; put() says so, for its report entry."""
+    item: a result is decoded straight into its slot (slot()) and blended there, so no per-item float
+    image is kept around and nothing is copied into the batch afterwards. An item of another size is
+    decoded aside and resized, because an IMAGE batch has one size; put() says so, for its report entry."""
 
     def __init__(self, count: int):
         self.count = count
         self.images: torch.Tensor | None = None
         self.masks: torch.Tensor | None = None
 
-    def put(self, index: int, image: torch.Tensor, mask: torch.Tensor) -> str | None:
-        """Store one item; returns a note for its report entry when it had to be resized."""
+    def _allocate(self, height: int, width: int, channels: int, dtype=torch.float32, device=None) -> None:
         if self.images is None:
-            _, height, width, channels = image.shape
-            self.images = image.new_empty((self.count, height, width, channels))
-            self.masks = mask.new_empty((self.count, height, width))
+            self.images = torch.empty((self.count, height, width, channels), dtype=dtype, device=device)
+            self.masks = torch.empty((self.count, height, width), dtype=dtype, device=device)
+
+    def slot(self, index: int, height: int, width: int, channels: int = 3) -> torch.Tensor:
+        """Where item `index`, height x width, is to be decoded: [1,H,W,C], a view of the batch when
+        the size is the batch's (else a tensor of its own, resized by put())."""
+        self._allocate(height, width, channels)
+        if self.images.shape[1:] == (height, width, channels):
+            return self.images[index:index + 1]
+        return torch.empty((1, height, width, channels), dtype=self.images.dtype)
+
+    def mask_slot(self, index: int, height: int, width: int) -> torch.Tensor | None:
+        """Where item `index`'s mask is to be written ([1,H,W], a view of the batch), or None when its
+        size is not the batch's (after slot())."""
+        return self.masks[index:index + 1] if self.masks is not None and self.masks.shape[1:] == (height, width) \
+            else None
+
+    def put(self, index: int, image: torch.Tensor, mask: torch.Tensor) -> str | None:
+        """Store one item (nothing to copy when `image` is its slot); returns a note for its report entry
+        when it had to be resized."""
+        self._allocate(*image.shape[1:], dtype=image.dtype, device=image.device)
         height, width = self.images.shape[1:3]
         note = None
         if image.shape[1:3] != (height, width):
             image, mask = resize_image(image, width, height), resize_mask(mask, width, height)
             note = f"{width}x{height} (to share the batch size)"
-        self.images[index] = image[0]
-        self.masks[index] = mask[0]
+        if image.data_ptr() != self.images[index].data_ptr():
+            self.images[index] = image[0]
+        if mask.data_ptr() != self.masks[index].data_ptr():
+            self.masks[index] = mask[0]
         return note
 
 
@@ -62,7 +82,8 @@ def paste_original(generated: torch.Tensor, original: torch.Tensor, placement, m
     p = placement
     box = (slice(None), slice(p.y, p.y + p.height), slice(p.x, p.x + p.width))
     source = resize_image(_channels_like(original, generated).to(generated.device, generated.dtype), p.width, p.height)
-    generated[box] = torch.lerp(source, generated[box], mask[box][..., None].to(generated.dtype))
+    target = generated[box]
+    torch.lerp(source, target, mask[box][..., None].to(generated.dtype), out=target)  # in place: no temporary
     return generated
 
 
@@ -84,7 +105,8 @@ def paste_back(generated: torch.Tensor, source: torch.Tensor, mask: torch.Tensor
     if source.shape[1:3] != (height, width):
         source = resize_image(source.to(generated.dtype), width, height)
     box = (slice(None), slice(y0, y1), slice(x0, x1))
-    generated[box] = torch.lerp(source[box].to(generated.dtype), generated[box], m[box][..., None])
+    target = generated[box]
+    torch.lerp(source[box].to(generated.dtype), target, m[box][..., None], out=target)
     return generated, m
 
 

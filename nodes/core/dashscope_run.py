@@ -33,7 +33,10 @@ from .runner import (
     Spend,
     Stopped,
     implausibly_small,
+    reduced_upload_note,
     run_batch,
+    shrunk_note,
+    with_status_note,
 )
 
 # DashScope's task ids are UUIDs (spec B.4 examples); a resumed id is pasted into /tasks/{id}[/cancel]
@@ -131,11 +134,11 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
             notes.append(f"input {width}x{height} scaled x{s:.3f} to {arr.shape[1]}x{arr.shape[0]} to meet "
                          f"DashScope's {geometry.DASHSCOPE_MIN_SIDE}-{geometry.DASHSCOPE_MAX_SIDE} px per side; "
                          "the result is scaled back")
-        data, sent = imagecodec.encode_within(arr, image_format, config.max_input_bytes,
-                                              min_side=geometry.DASHSCOPE_MIN_SIDE)
+        data, sent, _ = encoded = imagecodec.encode_within(arr, image_format, config.max_input_bytes,
+                                                           min_side=geometry.DASHSCOPE_MIN_SIDE)
         if sent.shape != arr.shape:
-            notes.append(f"shrunk to {sent.shape[1]}x{sent.shape[0]} to stay under "
-                         f"{config.max_input_bytes / 2**20:.0f} MB")
+            notes.append(shrunk_note(arr, encoded, image_format, config.max_input_bytes,
+                                            "DASHSCOPE_MAX_INPUT_MB"))
         sw, sh = sent.shape[1], sent.shape[0]
         scale = sw / width
         sent_params = replace(params, **{name: _scaled_offset(getattr(params, name), scale) for name in OFFSETS})
@@ -164,10 +167,11 @@ def resume_advice(spent: list[Spend]) -> str:
 
 
 class _Done(NamedTuple):
-    """One job's result: the finished task and its image, decoded in the worker."""
+    """One job's result: the finished task (its image bytes dropped once read) and its pixels, decoded in
+    the worker; assemble() writes them into the output batch."""
 
     result: TaskResult
-    image: torch.Tensor  # [1,H,W,3], as the vendor returned it
+    pixels: object  # imagecodec.decode_pixels: [H,W,3] uint8, as the vendor returned it
 
 
 def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: str | None,
@@ -222,29 +226,29 @@ def _job(client: DashScopeClient, item: _Item, index: int, fmt: str, resume_id: 
         raise _naming_task(exc, task_id, f"the task succeeded: put {task_id} in resume_task_ids to fetch its "
                            "result again without paying", billed=True)
     result = TaskResult(task_id, image, answer, request_id, polls, time.monotonic() - created)
-    done = _Done(result, _decoded(result, item))
+    done = _decoded(result, item)
     guard.paid(index, task_id, image, request_id=request_id)
     return done
 
 
 def _cached(entry, item: _Item) -> _Done:
     result = TaskResult(entry.id, entry.image, None, entry.extra.get("request_id", ""))
-    return _Done(result, _decoded(result, item))
+    return _decoded(result, item)
 
 
-def _decoded(result: TaskResult, item: _Item) -> torch.Tensor:
-    """The result's image, or the VendorError that says why it is not usable."""
+def _decoded(result: TaskResult, item: _Item) -> _Done:
+    """The result's pixels, or the VendorError that says why it is not usable."""
     try:
-        generated = imagecodec.decode_image(result.image)
+        pixels = imagecodec.decode_pixels(result.image)
     except imagecodec.DecodeError as exc:
         raise VendorError(VENDOR, "BadResult", "the result image could not be read", message=str(exc),
                           task_id=result.task_id, billed=True) from exc
-    out_h, out_w = generated.shape[1:3]
+    out_h, out_w = pixels.shape[:2]
     expected = (item.plan.canvas_width, item.plan.canvas_height)
     if implausibly_small((out_w, out_h), expected):
         raise VendorError(VENDOR, "BadResult", f"the vendor's image is {out_w}x{out_h}, far from the {expected[0]}x"
                           f"{expected[1]} expected: not a usable result", task_id=result.task_id, billed=True)
-    return generated
+    return _Done(replace(result, image=b""), pixels)
 
 
 def _naming_task(exc: BaseException, task_id: str, hint: str, billed: bool | None = None) -> BaseException:
@@ -274,6 +278,8 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
         hooks: RunHooks = RunHooks()) -> RunResult:
     options.validate()
     items = prepare_items(image, params, config, options.image_format)
+    hooks = with_status_note(hooks, reduced_upload_note([(tuple(image.shape[2:0:-1]), item.sent_size)
+                                                         for item in items]))
     image, _ = canvas.rgb_image(image)  # what was sent, and what the paste-back uses (a view)
     resume = options.resume_task_ids
     if resume and len(resume) != len(items):
@@ -304,12 +310,14 @@ def assemble(image: torch.Tensor, items: list[_Item], done: list[_Done], params:
     batch, report = composite.BatchOutput(len(items)), []
     _, height, width, _ = image.shape
     seam = max(2, round(0.02 * min(width, height))) if options.keep_original else 0
-    for i, (item, (result, generated)) in enumerate(zip(items, done)):
-        out_h, out_w = generated.shape[1:3]
+    for i, (item, (result, pixels)) in enumerate(zip(items, done)):
+        out_h, out_w = pixels.shape[:2]
         expected = (item.plan.canvas_width, item.plan.canvas_height)
         # back to the input's own pixel scale, so the expansion is what was asked in the user's pixels
         tw, th = round(out_w / item.scale), round(out_h / item.scale)
-        generated = composite.resize_image(generated, tw, th)
+        slot = batch.slot(i, th, tw) if (tw, th) == (out_w, out_h) else torch.empty((1, out_h, out_w, 3))
+        generated = composite.resize_image(imagecodec.pixels_into(pixels, slot[0])[None], tw, th)
+        done[i] = pixels = None  # decoded into the batch: let them go before the next item
         placement = geometry.scale_placement(item.plan, tw, th)
         if params.angle:  # the original is the rotated image; the corners around it are generated
             original, hole = composite.rotated_source(image[i:i + 1], params.angle, placement.width,
@@ -318,7 +326,8 @@ def assemble(image: torch.Tensor, items: list[_Item], done: list[_Done], params:
             mask[:, placement.y:placement.y + placement.height, placement.x:placement.x + placement.width] = hole
         else:
             original = image[i:i + 1]
-            mask, _ = canvas.build_mask(placement, 1, seam, dtype=generated.dtype, device=generated.device)
+            mask, _ = canvas.build_mask(placement, 1, seam, dtype=generated.dtype, device=generated.device,
+                                        out=batch.mask_slot(i, th, tw))
         if options.keep_original and params.add_watermark:
             # the vendor's "Generated by AI" mark sits bottom-left, often over the original: pasting the
             # original back must not cut it (its exact size is unpublished, so the zone is generous)

@@ -9,7 +9,7 @@ import json
 import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, NamedTuple
 
 from . import transport
@@ -101,6 +101,34 @@ class Spend:
 
 class Stopped(Exception):
     """A job gave up because another job of the batch failed (it recorded its paid work first)."""
+
+
+def shrunk_note(array, encoded, fmt: str, max_bytes: int, setting: str | None) -> str:
+    """The info note of an upload resized to fit the input cap (imagecodec.encode_within)."""
+    h, w = array.shape[:2]
+    sh, sw = encoded.array.shape[:2]
+    cap = f"{max_bytes / 2**20:g} MiB input cap" + (f" ({setting})" if setting else "")
+    return (f"shrunk from {w}x{h} to {sw}x{sh} (x{sw / w:.2f}) so the {fmt.upper()} stays under the {cap}: "
+            f"one predicted resize, {encoded.encodes} encodes")
+
+
+def reduced_upload_note(sizes: list[tuple[tuple[int, int], tuple[int, int]]]) -> str:
+    """One status line when an upload is smaller than its input ((input, sent) sizes per image), else ""."""
+    reduced = [(k, given, sent) for k, (given, sent) in enumerate(sizes) if sent[0] * sent[1] < given[0] * given[1]]
+    if not reduced:
+        return ""
+    k, given, sent = reduced[0]
+    which = f"image {k + 1}" if len(sizes) == 1 else f"{len(reduced)} of {len(sizes)} images (image {k + 1}"
+    return (f"upload reduced: {which} sent at {sent[0]}x{sent[1]} of {given[0]}x{given[1]}" +
+            ("" if len(sizes) == 1 else ")") + "; the result has fewer of your pixels (see info)")
+
+
+def with_status_note(hooks: RunHooks, note: str) -> RunHooks:
+    """`hooks` whose every status text carries `note` as its last line (so the final line keeps it too)."""
+    if not note:
+        return hooks
+    status = hooks.status
+    return replace(hooks, status=lambda text: status(f"{text}\n{note}"))
 
 
 class JobReport:

@@ -29,7 +29,10 @@ from .runner import (
     RunInfo,
     RunResult,
     implausibly_small,
+    reduced_upload_note,
     run_batch,
+    shrunk_note,
+    with_status_note,
 )
 from .volc import VENDOR, VolcClient, VolcConfig, VolcParams, VolcResult
 
@@ -89,10 +92,11 @@ class _Item:
 
 
 class _Done(NamedTuple):
-    """One job's result: the vendor's answer and its image, decoded in the worker."""
+    """One job's result: the vendor's answer (its image bytes dropped once read) and its pixels, decoded
+    in the worker; assemble() writes them into the output batch."""
 
     result: VolcResult
-    image: torch.Tensor  # [1,H,W,3]
+    pixels: object  # imagecodec.decode_pixels: [H,W,3] uint8 (a quarter of a float image)
 
 
 def _fit_input(arr, config: VolcConfig) -> tuple[object, list[str]]:
@@ -104,11 +108,10 @@ def _fit_input(arr, config: VolcConfig) -> tuple[object, list[str]]:
 
 
 def _encode(arr, fmt: str, config: VolcConfig, notes: list[str]):
-    data, sent = imagecodec.encode_within(arr, fmt, config.max_input_bytes)
-    if sent.shape != arr.shape:
-        notes.append(f"shrunk to {sent.shape[1]}x{sent.shape[0]} to stay under "
-                     f"{config.max_input_bytes / 2**20:.0f} MiB")
-    return data, sent
+    encoded = imagecodec.encode_within(arr, fmt, config.max_input_bytes)
+    if encoded.array.shape != arr.shape:
+        notes.append(shrunk_note(arr, encoded, fmt, config.max_input_bytes, "VOLC_MAX_INPUT_MB"))
+    return encoded.data, encoded.array
 
 
 def _check_size(width: int, height: int, config: VolcConfig, canvas_mode: bool) -> None:
@@ -162,19 +165,19 @@ def _seed(seed: int, variant: int) -> int:
     return seed if seed == -1 else (seed + variant) % 2**31
 
 
-def _decoded(result: VolcResult, item: _Item) -> torch.Tensor:
-    """The result's image, or the billed VendorError that says why it is not usable."""
+def _decoded(result: VolcResult, item: _Item) -> _Done:
+    """The result's pixels, or the billed VendorError that says why it is not usable."""
     try:
-        generated = imagecodec.decode_image(result.image)
+        pixels = imagecodec.decode_pixels(result.image)
     except imagecodec.DecodeError as exc:
         raise VendorError(VENDOR, "BadResult", "the returned image could not be read", message=str(exc),
                           request_id=result.request_id or None, billed=True) from exc
-    height, width = generated.shape[1:3]
+    height, width = pixels.shape[:2]
     if implausibly_small((width, height), item.expected):
         raise VendorError(VENDOR, "BadResult", f"the vendor's image is {width}x{height}, far from the "
                           f"{item.expected[0]}x{item.expected[1]} expected: not a usable result",
                           request_id=result.request_id or None, billed=True)
-    return generated
+    return _Done(replace(result, image=b""), pixels)
 
 
 def cost_guard(items: list[_Item], params: VolcParams, credentials: VolcCredentials, options: VolcOptions,
@@ -192,6 +195,8 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
     params.validate(canvas_mode)
     options.validate()
     items = prepare_items(image, mask, params, config, options.image_format)
+    hooks = with_status_note(hooks, reduced_upload_note([((item.original.shape[2], item.original.shape[1]),
+                                                          item.sent_size) for item in items]))
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
     control = transport.RunControl(options.timeout_s, VENDOR)
     guard = cost_guard(items, params, credentials, options, config, control)
@@ -204,13 +209,13 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
         result = client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)), on_wait=report)
         if result.request_id:
             report.spend("request id", result.request_id)
-        done = _Done(result, _decoded(result, items[i]))
+        done = _decoded(result, items[i])
         guard.paid(index, result.request_id, result.image, time_elapsed=result.time_elapsed)
         return done
 
     def cached(index: int, entry) -> _Done:
         result = VolcResult(entry.image, entry.id, 0.0, entry.extra.get("time_elapsed", ""))
-        return _Done(result, _decoded(result, items[jobs[index][0]]))
+        return _decoded(result, items[jobs[index][0]])
 
     def label(index: int) -> str:
         i, v = jobs[index]
@@ -230,14 +235,17 @@ def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done],
              options: VolcOptions, canvas_mode: bool) -> RunResult:
     """Paste-back and the report; nothing here depends on the input's shape (it was made RGB before paying)."""
     batch, report = composite.BatchOutput(len(jobs)), []
-    for index, ((i, v), (result, generated)) in enumerate(zip(jobs, done)):
-        height, width = generated.shape[1:3]
+    for index, ((i, v), (result, pixels)) in enumerate(zip(jobs, done)):
+        height, width = pixels.shape[:2]
+        generated = imagecodec.pixels_into(pixels, batch.slot(index, height, width)[0])[None]
+        done[index] = pixels = None  # its pixels are in the batch now: let them go before the next item
         item = items[i]
         layout_note = None
         if item.placement is not None:  # ratio mode: the original's box, mapped onto the real output size
             box = geometry.scale_placement(item.placement, width, height)
             seam = max(2, round(0.02 * min(box.width, box.height))) if options.keep_original else 0
-            out_mask, _ = canvas.build_mask(box, 1, seam, dtype=generated.dtype, device=generated.device)
+            out_mask, _ = canvas.build_mask(box, 1, seam, dtype=generated.dtype, device=generated.device,
+                                            out=batch.mask_slot(index, height, width))
             out = composite.paste_original(generated, item.original, box, out_mask) if options.keep_original \
                 else generated
         else:  # canvas mode: where the canvas landed (the rule, the SDK's 0.1 sides, or unknown)

@@ -145,9 +145,9 @@ def _encode(job: OutpaintJob, out: np.ndarray, settings: DashScopeSettings,
     ext = "jpg" if fmt == "jpeg" else "png"
     if job.limit_image_size and len(encoded) > settings.limited_output_bytes:
         # limit_image_size=true: "output file < 5 MB". How the vendor gets there is not documented;
-        # the sandbox re-encodes as JPEG (quality 95 down to 85), then shrinks by 15 % steps.
+        # the sandbox re-encodes as JPEG (quality 95, then 85), then resizes as the pack's uploads do.
         try:
-            encoded, shrunk = imagecodec.encode_within(out, "jpeg", int(settings.limited_output_bytes))
+            encoded, shrunk, _ = imagecodec.encode_within(out, "jpeg", int(settings.limited_output_bytes))
         except InputError:
             raise DashScopeError("InvalidParameter.DataInspection") from None
         ext = "jpg"
