@@ -38,7 +38,8 @@ class DashScopeOutpaint(io.ComfyNode):
     @classmethod
     async def execute(cls, image, mode, angle, output_ratio, x_scale, y_scale, left_offset, right_offset, top_offset,
                       bottom_offset, best_quality, limit_image_size, add_watermark, keep_original, timeout_s, backend,
-                      concurrency, image_format, resume_task_ids, use_cache=True) -> io.NodeOutput:
+                      concurrency, image_format, resume_task_ids, use_cache=True,
+                      output_resolution="original") -> io.NodeOutput:
         params = dashscope.DashScopeParams(mode=mode, angle=angle, output_ratio=output_ratio, x_scale=x_scale,
                                            y_scale=y_scale, left_offset=left_offset, right_offset=right_offset,
                                            top_offset=top_offset, bottom_offset=bottom_offset,
@@ -47,7 +48,7 @@ class DashScopeOutpaint(io.ComfyNode):
         options = dashscope_run.DashScopeOptions(keep_original=keep_original, timeout_s=timeout_s,
                                                  concurrency=concurrency, image_format=image_format,
                                                  resume_task_ids=dashscope_run.parse_task_ids(resume_task_ids),
-                                                 use_cache=use_cache)
+                                                 use_cache=use_cache, output_resolution=output_resolution)
 
         def work(hooks):  # on a worker thread: other nodes run meanwhile
             return dashscope_run.run(image, params, backends.dashscope_credentials(backend), options,

@@ -47,7 +47,7 @@ class VolcOutpaint(io.ComfyNode):
                       watermark, watermark_language, watermark_opacity, watermark_text, expand_mode="fraction",
                       pixels_left=0, pixels_top=0, pixels_right=0, pixels_bottom=0, x_scale=1.5, y_scale=1.5,
                       aspect_ratio="16:9", target_width=1024, target_height=1024, anchor="center",
-                      use_cache=True, mask=None) -> io.NodeOutput:
+                      use_cache=True, output_resolution="original", mask=None) -> io.NodeOutput:
         mark = volc.Watermark.from_widgets(watermark, watermark_language, watermark_opacity, watermark_text)
         params = volc.VolcParams(prompt=prompt, seed=seed, steps=steps, scale=scale, strength=strength, top=top,
                                  bottom=bottom, left=left, right=right, max_width=max_width,
@@ -58,7 +58,8 @@ class VolcOutpaint(io.ComfyNode):
                 target_width, target_height, anchor)
             params = volc_expansion.ratio_params(params, expansion, image.shape[2], image.shape[1])
         options = volc_run.VolcOptions(variants=variants, keep_original=keep_original, timeout_s=timeout_s,
-                                       concurrency=concurrency, image_format=image_format, use_cache=use_cache)
+                                       concurrency=concurrency, image_format=image_format, use_cache=use_cache,
+                                       output_resolution=output_resolution)
 
         def work(hooks):  # on a worker thread: other nodes run meanwhile
             return volc_run.run(image, mask, params, backends.volc_credentials(backend), options,

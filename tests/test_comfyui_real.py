@@ -14,7 +14,7 @@ import time
 import comfy_driver as drv
 import pytest
 import workflows
-from comfy_server import comfyui_dir, side_by_side_prompt, wall_seconds
+from comfy_server import comfyui_dir, side_by_side_prompt, wall_seconds, widget_defaults
 from conftest import ROOT
 from core_nodes import CORE_NODES
 from PIL import Image
@@ -217,3 +217,46 @@ def test_an_interrupt_ends_every_cloud_node_of_the_graph(comfy, object_info, san
     # the interrupt belonged to that prompt: the next one runs
     entry = comfy.run_prompt(side_by_side_prompt(object_info, ["VolcOutpaint", "DashScopeOutpaint"], _seed()))
     assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+
+
+def test_a_large_photo_comes_back_at_its_own_scale_through_both_cloud_nodes(comfy, object_info, sandbox, tmp_path):
+    """output_resolution = original (the default), issue 14: a 2400x2000 photo, 10 % a side, comes back at
+    2880x2400 from both nodes, its own pixels unchanged inside the seam (the sandbox shrinks the results as
+    the vendors do: Volcengine to max_width x max_height 1920, DashScope's result under the 5 MB limit,
+    here 2 MiB), compared with the same photo through LoadImage -> SaveImage."""
+    import numpy as np
+
+    rng = np.random.default_rng(14)
+    ys, xs = np.mgrid[0:2000, 0:2400]
+    base = np.stack([xs / 2400, ys / 2000, xs * ys / 4.8e6], -1) * 150 + 40
+    Image.fromarray((base + rng.integers(0, 60, base.shape)).astype(np.uint8)).save(tmp_path / "large_photo.png")
+    name = comfy.add_input(tmp_path / "large_photo.png")
+    seed = _seed()
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": name}},
+              "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "photo"}}}
+    for node, node_type, extra in (("10", "VolcOutpaint", {"seed": seed}),
+                                   ("12", "DashScopeOutpaint", {"mode": "scale", "x_scale": 1.2, "y_scale": 1.2,
+                                                                "add_watermark": False, "image_format": "jpeg",
+                                                                "angle": 0})):
+        prompt[node] = {"class_type": node_type, "inputs": {
+            **widget_defaults(object_info[node_type]), "image": ["1", 0], "backend": "cloud", **extra}}
+        prompt[str(int(node) + 1)] = {"class_type": "SaveImage", "inputs": {"images": [node, 0],
+                                                                            "filename_prefix": node_type}}
+    sandbox.dashscope_limited_output_bytes = 2 * 2**20
+    try:
+        entry = comfy.run_prompt(prompt, timeout=300)
+    finally:
+        sandbox.dashscope_limited_output_bytes = 5 * 1024 * 1024
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+
+    def saved(node):
+        [image] = entry["outputs"][node]["images"]
+        return np.asarray(Image.open(io.BytesIO(comfy.view(image))).convert("RGB"))
+
+    photo = saved("2")
+    assert photo.shape == (2000, 2400, 3)
+    for node in ("11", "13"):
+        out = saved(node)
+        assert out.shape == (2400, 2880, 3), node
+        seam = 40  # 2 % of the shorter side
+        assert np.array_equal(out[200 + seam:2200 - seam, 240 + seam:2640 - seam], photo[seam:-seam, seam:-seam]), node

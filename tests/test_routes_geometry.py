@@ -47,8 +47,12 @@ def test_geometry_of_the_canvas_builder_equals_plan_expansion():
 def test_geometry_of_volc_ratio_and_canvas_mode():
     answers = _geometry([
         {"node": "VolcOutpaint", "width": 1600, "height": 1200, "top": 0.2, "bottom": 0, "left": 0.5, "right": 0.1,
-         "max_width": 1920, "max_height": 1920},
+         "max_width": 1920, "max_height": 1920, "output_resolution": "vendor"},
         {"node": "VolcOutpaint", "width": 400, "height": 300},
+        {"node": "VolcOutpaint", "width": 3000, "height": 1000, "max_width": 1024, "max_height": 1024,
+         "canvas_mode": 1, "output_resolution": "vendor"},
+        {"node": "VolcOutpaint", "width": 1600, "height": 1200, "top": 0.2, "bottom": 0, "left": 0.5, "right": 0.1,
+         "max_width": 1920, "max_height": 1920},
         {"node": "VolcOutpaint", "width": 3000, "height": 1000, "max_width": 1024, "max_height": 1024,
          "canvas_mode": 1},
     ])
@@ -59,6 +63,9 @@ def test_geometry_of_volc_ratio_and_canvas_mode():
     assert answers[1] == _expected(geometry.scale_placement(placement, *output), output)
     assert answers[2] == {"canvas_width": 1024, "canvas_height": 341, "x": 0, "y": 0, "width": 1024, "height": 341,
                           "output_width": 1024, "output_height": 341, "error": None}
+    # output_resolution = original (the default): the canvas at the input's own scale comes back
+    assert answers[3] == _expected(geometry.pad_fractions(1600, 1200, 0.5, 0.2, 0.1, 0))
+    assert answers[4] == _expected(geometry.Placement(3000, 1000, 0, 0, 3000, 1000))
 
 
 def test_geometry_of_dashscope_modes():

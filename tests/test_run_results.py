@@ -36,7 +36,8 @@ def test_volc_run_returns_typed_info_and_the_node_json_is_made_from_it(sb):
     assert [(r.image, r.variant, r.seed) for r in info.results] == [(1, 1, 7), (1, 2, 8), (2, 1, 7), (2, 2, 8)]
     assert all(r.request_id and r.vendor_time for r in info.results)
     as_json = json.loads(info.to_json())
-    assert list(as_json) == ["vendor", "mode", "keep_original", "results"] and as_json["vendor"] == "Volcengine"
+    assert list(as_json) == ["vendor", "mode", "keep_original", "results", "output_resolution"]
+    assert as_json["vendor"] == "Volcengine"
     assert as_json["results"][0]["seed"] == 7 and "note" not in as_json["results"][0]  # None is left out
 
 
@@ -47,7 +48,7 @@ def test_dashscope_run_returns_typed_info(sb):
     [create] = sb.requests("dashscope", action="create")
     assert entry.task_id == create.detail["task_id"] and entry.polls >= 1 and entry.output == "768x768"
     as_json = json.loads(result.info.to_json())
-    assert list(as_json) == ["vendor", "mode", "angle", "watermark", "keep_original", "results"]
+    assert list(as_json) == ["vendor", "mode", "angle", "watermark", "keep_original", "results", "output_resolution"]
     assert as_json["results"][0]["parameters_sent"]["x_scale"] == 1.5
 
 

@@ -128,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default png (up to 10 MB)")
     p.add_argument("--no-keep-original", action="store_true",
                    help="keep the vendor's pixels everywhere (default: paste the original back with a soft seam)")
+    widget_flags.add(p, widgets.VOLC["output_resolution"])  # both vendors: the same choices and default
     p.add_argument("--store", metavar="FILE", help="the pack's credential store file (see credentials below)")
     p.add_argument("--quiet", action="store_true", help="no progress bar, no output paths, no summary; errors only")
     p.add_argument("--dry-run", action="store_true",

@@ -166,6 +166,8 @@ def _options(args, options_type, **fixed):
         given["timeout_s"] = args.timeout
     if args.image_format is not None:
         given["image_format"] = args.image_format
+    if getattr(args, "output_resolution", None) is not None:
+        given["output_resolution"] = args.output_resolution
     return options_type(**given)
 
 

@@ -17,6 +17,16 @@ def resize_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return out.movedim(1, -1).clamp(0, 1).to(image.dtype)
 
 
+def upscale_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """IMAGE [B,H,W,C] -> [B,height,width,C] with bicubic (antialiased should it shrink): the vendor's
+    result brought to the original's scale (output_resolution = original), sharper than bilinear."""
+    if image.shape[1:3] == (height, width):
+        return image
+    out = F.interpolate(image.movedim(-1, 1).float(), size=(height, width), mode="bicubic",
+                        align_corners=False, antialias=True)
+    return out.clamp_(0, 1).movedim(1, -1).to(image.dtype)
+
+
 def resize_mask(mask: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return resize_image(mask.unsqueeze(-1), width, height).squeeze(-1)
 

@@ -13,7 +13,7 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, paid_guard, transport, widgets
+from . import canvas, composite, geometry, imagecodec, output_scale, paid_guard, transport, widgets
 from .credentials import DashScopeCredentials
 from .dashscope import (
     DashScopeClient,
@@ -57,6 +57,7 @@ class DashScopeOptions(CommonOptions):
     timeout_s: float = _W["timeout_s"].default
     concurrency: int = _W["concurrency"].default  # the vendor's concurrent-task limit has been 1 and 5
     image_format: str = _W["image_format"].default
+    output_resolution: str = _W["output_resolution"].default
     resume_task_ids: list[str] = field(default_factory=list)  # fetch these tasks instead of creating new ones
 
     def validate(self) -> None:
@@ -88,6 +89,7 @@ class DashScopeItemInfo:
     input_notes: list[str] | None = None  # what was done to fit the vendor's limits; what its docs advise against
     resized_to: str | None = None  # the output was resized to the batch's size
     from_cache: str | None = None  # served by the result cache: its original task id, when it was paid
+    resolution_note: str | None = None  # why output_resolution = original was not applied
 
 
 @dataclass
@@ -98,6 +100,7 @@ class DashScopeRunInfo(RunInfo):
     keep_original: bool
     results: list[DashScopeItemInfo]
     vendor: str = VENDOR
+    output_resolution: str = output_scale.ORIGINAL
 
 
 @dataclass
@@ -108,6 +111,8 @@ class _Item:
     params: DashScopeParams  # offsets in sent pixels
     plan: geometry.Placement  # expected output geometry, sent pixels
     notes: list[str]
+    at_input_scale: geometry.Placement | None = None  # output_resolution = original: the plan in input pixels
+    resolution_note: str | None = None
 
 
 def parse_task_ids(text: str) -> list[str]:
@@ -144,6 +149,17 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
         sent_params = replace(params, **{name: _scaled_offset(getattr(params, name), scale) for name in OFFSETS})
         items.append(_Item(data, scale, (sw, sh), sent_params, sent_params.plan(sw, sh), notes))
     return items
+
+
+def plan_output_scale(items: list[_Item], params: DashScopeParams, width: int, height: int,
+                      output_resolution: str) -> None:
+    """Before paying: each item's output planned in the input's own pixels, unless over output_scale's limit."""
+    if output_resolution != output_scale.ORIGINAL:
+        return
+    planned = params.plan(width, height)
+    note = output_scale.over_limit(planned.canvas_width, planned.canvas_height)
+    for item in items:
+        item.at_input_scale, item.resolution_note = (None, note) if note else (planned, None)
 
 
 def _scaled_offset(offset: int, scale: float) -> int:
@@ -281,6 +297,7 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
     hooks = with_status_note(hooks, reduced_upload_note([(tuple(image.shape[2:0:-1]), item.sent_size)
                                                          for item in items]))
     image, _ = canvas.rgb_image(image)  # what was sent, and what the paste-back uses (a view)
+    plan_output_scale(items, params, image.shape[2], image.shape[1], options.output_resolution)
     resume = options.resume_task_ids
     if resume and len(resume) != len(items):
         raise InputError(f"{len(resume)} task id(s) given in resume_task_ids for a batch of {len(items)} "
@@ -305,28 +322,32 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
 
 def assemble(image: torch.Tensor, items: list[_Item], done: list[_Done], params: DashScopeParams,
              options: DashScopeOptions) -> RunResult:
-    """Map back to the input's pixel scale, paste back, report; `image` is the RGB input (rgb_image),
-    so nothing here depends on the input's shape."""
+    """At the input's own scale (output_resolution original) or as the vendor returned it, paste back, report;
+    `image` is the RGB input (rgb_image), so nothing here depends on the input's shape."""
     batch, report = composite.BatchOutput(len(items)), []
     _, height, width, _ = image.shape
-    seam = max(2, round(0.02 * min(width, height))) if options.keep_original else 0
+    seam = max(2, round(0.02 * min(width, height))) if options.keep_original else 0  # in the input's pixels
+    input_plan = params.plan(width, height)
     for i, (item, (result, pixels)) in enumerate(zip(items, done)):
         out_h, out_w = pixels.shape[:2]
         expected = (item.plan.canvas_width, item.plan.canvas_height)
-        # back to the input's own pixel scale, so the expansion is what was asked in the user's pixels
-        tw, th = round(out_w / item.scale), round(out_h / item.scale)
+        planned, shape_note = output_scale.target(item.at_input_scale, (out_w, out_h))
+        if planned is not None:  # output_resolution = original: the plan in the input's pixels, the original 1:1
+            placement, tw, th = planned, planned.canvas_width, planned.canvas_height
+        else:  # the vendor's size (the upload's pixels): the plan mapped onto it, the seam with it
+            placement, tw, th = geometry.scale_placement(item.plan, out_w, out_h), out_w, out_h
         slot = batch.slot(i, th, tw) if (tw, th) == (out_w, out_h) else torch.empty((1, out_h, out_w, 3))
-        generated = composite.resize_image(imagecodec.pixels_into(pixels, slot[0])[None], tw, th)
+        generated = composite.upscale_image(imagecodec.pixels_into(pixels, slot[0])[None], tw, th)
         done[i] = pixels = None  # decoded into the batch: let them go before the next item
-        placement = geometry.scale_placement(item.plan, tw, th)
+        item_seam = max(2, round(seam * tw / input_plan.canvas_width)) if seam else 0
         if params.angle:  # the original is the rotated image; the corners around it are generated
             original, hole = composite.rotated_source(image[i:i + 1], params.angle, placement.width,
-                                                      placement.height, seam)
+                                                      placement.height, item_seam)
             mask = torch.ones((1, th, tw), dtype=generated.dtype, device=generated.device)
             mask[:, placement.y:placement.y + placement.height, placement.x:placement.x + placement.width] = hole
         else:
             original = image[i:i + 1]
-            mask, _ = canvas.build_mask(placement, 1, seam, dtype=generated.dtype, device=generated.device,
+            mask, _ = canvas.build_mask(placement, 1, item_seam, dtype=generated.dtype, device=generated.device,
                                         out=batch.mask_slot(i, th, tw))
         if options.keep_original and params.add_watermark:
             # the vendor's "Generated by AI" mark sits bottom-left, often over the original: pasting the
@@ -337,11 +358,13 @@ def assemble(image: torch.Tensor, items: list[_Item], done: list[_Done], params:
         entry = DashScopeItemInfo(i + 1, result.task_id, result.request_id, result.polls,
                                   round(result.submitted_s, 2), params.mode,
                                   f"{item.sent_size[0]}x{item.sent_size[1]}", f"{out_w}x{out_h}", f"{tw}x{th}",
-                                  item.params.parameters(), input_notes=item.notes or None)
+                                  item.params.parameters(), input_notes=item.notes or None,
+                                  resolution_note=item.resolution_note or shape_note)
         if expected != (out_w, out_h):
             entry.note = (f"expected {expected[0]}x{expected[1]} from the documented rules; the mask was scaled "
                           "onto the real size")
         entry.resized_to = batch.put(i, out, mask)
         report.append(entry)
-    info = DashScopeRunInfo(params.mode, params.angle, params.add_watermark, options.keep_original, report)
+    info = DashScopeRunInfo(params.mode, params.angle, params.add_watermark, options.keep_original, report,
+                            output_resolution=options.output_resolution)
     return RunResult(batch.images, batch.masks, info)

@@ -221,6 +221,12 @@ def fit_within(width: int, height: int, max_width: int, max_height: int) -> tupl
     return max(1, _round_half_up(width * s)), max(1, _round_half_up(height * s))
 
 
+def same_aspect(sent: tuple[int, int], out: tuple[int, int]) -> bool:
+    """out is sent, scaled, up to a pixel of rounding on each side."""
+    (sw, sh), (ow, oh) = sent, out
+    return abs(ow * sh - oh * sw) <= sw + sh
+
+
 def scale_placement(placement: Placement, out_width: int, out_height: int) -> Placement:
     """The placement mapped onto a resized canvas of out_width x out_height (edges rounded)."""
     p = placement

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from . import geometry, volc, volc_expansion, widgets
+from . import geometry, output_scale, volc, volc_expansion, widgets
 from .dashscope import DashScopeParams
 from .errors import InputError
 
@@ -28,10 +28,11 @@ def _spec(table: Mapping[str, widgets.Widget], names) -> dict[str, tuple[type, o
 WIDGETS: dict[str, dict[str, tuple[type, object]]] = {
     "MaskCanvasBuilder": _spec(widgets.CANVAS, widgets.EXPANSION),
     "VolcOutpaint": {**_spec(widgets.VOLC, ("top", "bottom", "left", "right", "max_width", "max_height",
-                                            *volc_expansion.WIDGETS)),
+                                            *volc_expansion.WIDGETS, "output_resolution")),
                      "canvas_mode": (bool, False)},  # not a widget: whether a mask is connected
     "DashScopeOutpaint": _spec(widgets.DASHSCOPE, ("mode", "angle", "output_ratio", "x_scale", "y_scale",
-                                                   "left_offset", "right_offset", "top_offset", "bottom_offset")),
+                                                   "left_offset", "right_offset", "top_offset", "bottom_offset",
+                                                   "output_resolution")),
 }
 
 
@@ -78,6 +79,9 @@ def compute(node: str, query: Mapping[str, str]) -> dict:
         if node not in WIDGETS:
             raise InputError(f"no geometry preview for node {node!r}; known: {', '.join(WIDGETS)}")
         width, height, v = _values(node, query)
+        resolution = v.pop("output_resolution", None)
+        if resolution is not None:
+            widgets.VOLC["output_resolution"].check(resolution)
         if node == "MaskCanvasBuilder":
             p = widgets.plan_expansion(width, height, v)
             output = (p.canvas_width, p.canvas_height)
@@ -89,18 +93,26 @@ def compute(node: str, query: Mapping[str, str]) -> dict:
                 params = volc_expansion.ratio_params(params, expansion, width, height)
             params.validate(canvas_mode)  # the node's own range checks
             if canvas_mode:  # the input is already the canvas; the vendor fits it into max_w x max_h
+                placement = geometry.Placement(width, height, 0, 0, width, height)
                 output = geometry.fit_within(width, height, v["max_width"], v["max_height"])
-                p = geometry.Placement(output[0], output[1], 0, 0, output[0], output[1])
             else:
                 placement, output = geometry.volc_ratio_output(width, height, params.left, params.top, params.right,
                                                                params.bottom, params.max_width, params.max_height)
-                p = geometry.scale_placement(placement, *output)
+            p = geometry.scale_placement(placement, *output)
         else:
-            geometry.dashscope_input_scale(width, height)  # refuses images that cannot be sent at all
+            s = geometry.dashscope_input_scale(width, height)  # refuses images that cannot be sent at all
             params = DashScopeParams(**v)
             params.validate()
-            p = params.plan(width, height)  # the user's values, in the user's pixels
-            output = (p.canvas_width, p.canvas_height)
+            placement = params.plan(width, height)  # the user's values, in the user's pixels
+            # the vendor answers in the upload's pixels (512-4096 px a side): about the plan times that scale
+            output = (round(placement.canvas_width * s), round(placement.canvas_height * s))
+            p = geometry.scale_placement(placement, *output)
+        note = None
+        if resolution == output_scale.ORIGINAL:  # what the run returns: the canvas at the input's scale
+            note = output_scale.over_limit(placement.canvas_width, placement.canvas_height)
+            if note is None:
+                p, output = placement, (placement.canvas_width, placement.canvas_height)
     except InputError as exc:
         return {**dict.fromkeys(KEYS), "error": str(exc)}
-    return {**p.as_dict(), "output_width": output[0], "output_height": output[1], "error": None}
+    answer = {**p.as_dict(), "output_width": output[0], "output_height": output[1], "error": None}
+    return {**answer, "note": note} if note else answer

@@ -29,10 +29,11 @@ class CommonOptions:
     concurrency: int  # requests or tasks in flight: 1 to widgets.MAX_CONCURRENCY
     image_format: str  # upload format of the image
     use_cache: bool = True  # False: a fresh paid result, whatever the result cache holds (paid_guard.py)
+    output_resolution: str = "original"  # "vendor": the result at the size it came back (output_scale.py)
 
     def validate(self) -> None:
         """Checked before anything is encoded or sent."""
-        for name in ("keep_original", "concurrency", "image_format", "use_cache"):
+        for name in ("keep_original", "concurrency", "image_format", "use_cache", "output_resolution"):
             self.widgets[name].check(getattr(self, name), self.vendor)
         t = self.timeout_s  # any positive time here: the widgets' 10 s minimum is the nodes' own
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):

@@ -20,12 +20,6 @@ def _near(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return all(abs(x - y) <= 1 for x, y in zip(a, b))
 
 
-def same_aspect(sent: tuple[int, int], out: tuple[int, int]) -> bool:
-    """out is sent, scaled, up to a pixel of rounding on each side."""
-    (sw, sh), (ow, oh) = sent, out
-    return abs(ow * sh - oh * sw) <= sw + sh
-
-
 def locate(sent: tuple[int, int], expected: tuple[int, int], out: tuple[int, int], max_width: int,
            max_height: int) -> tuple[geometry.Placement | None, str | None]:
     """-> (the canvas's box on the output, or None when it is unknown; a note, or None for the rule)."""
@@ -38,7 +32,7 @@ def locate(sent: tuple[int, int], expected: tuple[int, int], out: tuple[int, int
         box = geometry.scale_placement(grown, width, height)
         return box, (f"the output is the canvas grown by Volcengine's default side ratio {DEFAULT_SIDE}: the "
                      f"canvas was placed at x {box.x}, y {box.y}, {box.width}x{box.height}")
-    if same_aspect(sent, out):
+    if geometry.same_aspect(sent, out):
         return whole, None  # a plain resize of the canvas
     return None, (f"the output's aspect differs from the canvas sent ({sent[0]}x{sent[1]}): where the canvas "
                   "landed is unknown, so the original was not pasted back and the mask covers the whole image")

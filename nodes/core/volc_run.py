@@ -15,6 +15,7 @@ from . import (
     composite,
     geometry,
     imagecodec,
+    output_scale,
     paid_guard,
     transport,
     volc_layout,
@@ -48,6 +49,7 @@ class VolcOptions(CommonOptions):
     timeout_s: float = _W["timeout_s"].default
     concurrency: int = _W["concurrency"].default
     image_format: str = _W["image_format"].default  # of the image/canvas; masks are always PNG
+    output_resolution: str = _W["output_resolution"].default
 
     def validate(self) -> None:
         super().validate()
@@ -70,6 +72,8 @@ class VolcItemInfo:
     input_notes: list[str] | None = None  # what was done to the input to fit the vendor's limits
     resized_to: str | None = None  # the output was resized to the batch's size
     from_cache: str | None = None  # served by the result cache: its original request id, when it was paid
+    vendor_output: str | None = None  # the vendor's own size, when output_resolution = original changed it
+    resolution_note: str | None = None  # why output_resolution = original was not applied
 
 
 @dataclass
@@ -78,6 +82,7 @@ class VolcRunInfo(RunInfo):
     keep_original: bool
     results: list[VolcItemInfo]
     vendor: str = VENDOR
+    output_resolution: str = output_scale.ORIGINAL
 
 
 @dataclass
@@ -89,6 +94,10 @@ class _Item:
     placement: geometry.Placement | None  # ratio mode: where the original lands on the vendor's canvas
     mask: torch.Tensor | None  # canvas mode: [1,H,W], 1 = generate
     notes: list[str] = field(default_factory=list)
+    # output_resolution = original: the input's box on the output canvas at its own scale (ratio mode),
+    # or the canvas itself (canvas mode); None = the vendor's size
+    at_input_scale: geometry.Placement | None = None
+    resolution_note: str | None = None
 
 
 class _Done(NamedTuple):
@@ -161,6 +170,31 @@ def prepare_items(image: torch.Tensor, mask: torch.Tensor | None, params: VolcPa
     return items
 
 
+def plan_output_scale(items: list[_Item], output_resolution: str) -> None:
+    """Before paying: the original-scale canvas of each item, unless it is over output_scale's limit."""
+    if output_resolution != output_scale.ORIGINAL:
+        return
+    for item in items:
+        _, height, width, _ = item.original.shape
+        planned = item.placement or geometry.Placement(width, height, 0, 0, width, height)
+        item.resolution_note = output_scale.over_limit(planned.canvas_width, planned.canvas_height)
+        item.at_input_scale = None if item.resolution_note else planned
+
+
+def _output_box(item: _Item, size: tuple[int, int], params: VolcParams):
+    """-> (where the original/canvas lands on the output, the original-scale placement or None, layout note,
+    resolution note). Ratio mode: the placement mapped onto the vendor's size; canvas mode: volc_layout's box."""
+    if item.placement is not None:
+        planned, shape_note = output_scale.target(item.at_input_scale, size)
+        return geometry.scale_placement(item.placement, *size), planned, None, item.resolution_note or shape_note
+    box, layout_note = volc_layout.locate(item.sent_size, item.expected, size, params.max_width, params.max_height)
+    if box is None or item.at_input_scale is None:
+        return box, None, layout_note, item.resolution_note
+    planned = output_scale.at_input_scale(box, item.at_input_scale.width, item.at_input_scale.height)
+    scale_note = output_scale.over_limit(planned.canvas_width, planned.canvas_height)
+    return box, None if scale_note else planned, layout_note, scale_note
+
+
 def _seed(seed: int, variant: int) -> int:
     return seed if seed == -1 else (seed + variant) % 2**31
 
@@ -195,6 +229,7 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
     params.validate(canvas_mode)
     options.validate()
     items = prepare_items(image, mask, params, config, options.image_format)
+    plan_output_scale(items, options.output_resolution)
     hooks = with_status_note(hooks, reduced_upload_note([((item.original.shape[2], item.original.shape[1]),
                                                           item.sent_size) for item in items]))
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
@@ -237,30 +272,36 @@ def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done],
     batch, report = composite.BatchOutput(len(jobs)), []
     for index, ((i, v), (result, pixels)) in enumerate(zip(jobs, done)):
         height, width = pixels.shape[:2]
-        generated = imagecodec.pixels_into(pixels, batch.slot(index, height, width)[0])[None]
-        done[index] = pixels = None  # its pixels are in the batch now: let them go before the next item
         item = items[i]
-        layout_note = None
-        if item.placement is not None:  # ratio mode: the original's box, mapped onto the real output size
-            box = geometry.scale_placement(item.placement, width, height)
+        box, planned, layout_note, scale_note = _output_box(item, (width, height), params)
+        if planned is None:  # the vendor's size: decoded straight into its batch slot
+            generated = imagecodec.pixels_into(pixels, batch.slot(index, height, width)[0])[None]
+        else:  # output_resolution = original: the input's own scale, the original 1:1 on it
+            box = planned
+            generated = composite.upscale_image(imagecodec.pixels_into(pixels, torch.empty(pixels.shape))[None],
+                                                box.canvas_width, box.canvas_height)
+        done[index] = pixels = None  # its pixels are in the batch now: let them go before the next item
+        out_h, out_w = generated.shape[1:3]
+        if item.placement is not None:  # ratio mode: the original's box on the output
             seam = max(2, round(0.02 * min(box.width, box.height))) if options.keep_original else 0
             out_mask, _ = canvas.build_mask(box, 1, seam, dtype=generated.dtype, device=generated.device,
-                                            out=batch.mask_slot(index, height, width))
+                                            out=batch.mask_slot(index, out_h, out_w))
             out = composite.paste_original(generated, item.original, box, out_mask) if options.keep_original \
                 else generated
         else:  # canvas mode: where the canvas landed (the rule, the SDK's 0.1 sides, or unknown)
-            box, layout_note = volc_layout.locate(item.sent_size, item.expected, (width, height),
-                                                  params.max_width, params.max_height)
             out, out_mask = volc_layout.canvas_result(generated, item.original, item.mask, box,
                                                       options.keep_original)
         entry = VolcItemInfo(i + 1, v + 1, _seed(params.seed, v), result.request_id,
-                             f"{item.sent_size[0]}x{item.sent_size[1]}", f"{width}x{height}",
-                             round(result.elapsed_s, 2), result.time_elapsed, input_notes=item.notes or None)
+                             f"{item.sent_size[0]}x{item.sent_size[1]}", f"{out_w}x{out_h}",
+                             round(result.elapsed_s, 2), result.time_elapsed, input_notes=item.notes or None,
+                             vendor_output=f"{width}x{height}" if (out_w, out_h) != (width, height) else None,
+                             resolution_note=scale_note)
         if item.expected != (width, height):
             entry.note = f"expected {item.expected[0]}x{item.expected[1]} " + (
                 "(the canvas sent, fitted into max_width x max_height)" if canvas_mode else "by the documented rule")
             entry.note += f"; {layout_note}" if layout_note else ""
         entry.resized_to = batch.put(index, out, out_mask)
         report.append(entry)
-    info = VolcRunInfo("canvas" if canvas_mode else "ratio", options.keep_original, report)
+    info = VolcRunInfo("canvas" if canvas_mode else "ratio", options.keep_original, report,
+                       output_resolution=options.output_resolution)
     return RunResult(batch.images, batch.masks, info)

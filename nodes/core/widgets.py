@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import geometry
+from . import geometry, output_scale
 from .errors import InputError
 from .geometry import ANCHORS, DASHSCOPE_MODES, DASHSCOPE_RATIOS, EXPAND_MODES, MAX_SIDE
 
@@ -108,6 +108,12 @@ def defaults(widgets: Mapping[str, Widget], *names: str) -> dict[str, Any]:
 _KEEP = _bool("keep_original", True, "paste the original pixels back over the result with a soft seam")
 _USE_CACHE = _bool("use_cache", True, "serve a request answered before (same image, same settings, same account) "
                                       "from the pack's result cache for free; off = pay for a fresh result")
+# default original: extending a photo should not shrink it; its own pixels are what a photographer paid for
+_OUTPUT_RESOLUTION = _combo("output_resolution", output_scale.OPTIONS, output_scale.ORIGINAL,
+                            "original = the whole output at your image's own scale: the vendor's result upscaled "
+                            "(bicubic) around your original, whose pixels stay 1:1 inside the soft seam (with "
+                            "keep_original); vendor = the size the vendor returned (smaller for large photos). "
+                            "Over 8192x8192 px the vendor's size is returned, said in info")
 
 _VOLC_SIDE = ("fraction of the image {} added on the {} side (ratio mode; Volcengine allows 0 to 1, "
               "1 = double that side); ignored when a mask is connected")
@@ -162,6 +168,7 @@ VOLC = table(
     _combo("anchor", ANCHORS, "center", "where the original sits when the canvas is given as a whole (scale, "
                                         "aspect_ratio, target_size)", modes=("scale", "aspect_ratio", "target_size")),
     _USE_CACHE,
+    _OUTPUT_RESOLUTION,
 )
 
 _DS_OFFSET = "pixels added on the {} (mode = offsets), in this image's own pixels"
@@ -195,6 +202,7 @@ DASHSCOPE = table(
     _text("resume_task_ids", "", "task ids (comma separated, one per image) of earlier runs: fetch those "
                                  "results instead of creating new, billed tasks"),
     _USE_CACHE,
+    _OUTPUT_RESOLUTION,
 )
 
 _CANVAS_SIDE = "pixels added on the {} side (expand_mode = pixels)"
