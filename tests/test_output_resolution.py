@@ -12,14 +12,15 @@ from pack import module
 VolcOutpaint = module("nodes.volc_node").VolcOutpaint
 DashScopeOutpaint = module("nodes.dashscope_node").DashScopeOutpaint
 volc, volc_run = module("nodes.core.volc"), module("nodes.core.volc_run")
-output_scale, preview, widgets = module("nodes.core.output_scale"), module("nodes.core.preview"), module("nodes.core.widgets")
+output_scale, preview = module("nodes.core.output_scale"), module("nodes.core.preview")
+widgets = module("nodes.core.widgets")
 SOCKETS = {"IMAGE", "MASK"}
 SANDBOX_SETTINGS = {"dashscope_pending_s": 0.05, "dashscope_running_s": 0.1}  # conftest's sb
 W, H = 2400, 2000  # 10 % a side -> 2880x2400
 
 
 def photo(width=W, height=H, seed=0):
-    """Gradients with grain: a photo's texture, so DashScope's PNG result is over 5 MB (it then shrinks)."""
+    """Gradients with grain: a photo's texture, not a flat colour that every codec squashes."""
     g = torch.Generator().manual_seed(seed)
     ys, xs = torch.linspace(0, 1, height)[:, None], torch.linspace(0, 1, width)[None, :]
     base = torch.stack([xs.expand(height, width), ys.expand(height, width), (xs * ys).expand(height, width)], -1)
@@ -111,6 +112,7 @@ def test_dashscope_comes_back_at_the_photos_scale(sb, cloud_env):
     assert item["output"] == "2880x2400" and item["vendor_output"] != "2880x2400"  # the vendor shrank it
     # the vendor's mark (bottom-left) stays generated; everywhere else the photo is kept 1:1 inside the seam
     assert_original_kept(out, mask, image, 240, 200, seam=40)
+    assert (mask[:, -240:, :864] == 1).all()  # the watermark zone (30 % x 10 % of the output, bottom-left)
     out_v, _, info_v = run_node(DashScopeOutpaint, image, "3", mode="scale", x_scale=1.2, y_scale=1.2,
                                 image_format="jpeg", output_resolution="vendor")
     assert f"{out_v.shape[2]}x{out_v.shape[1]}" == item["vendor_output"] == json.loads(info_v)["results"][0]["output"]
@@ -134,6 +136,13 @@ def test_over_the_pixel_limit_falls_back_to_the_vendors_size_before_paying():
                           .pad_fractions(7600, 7600, 0.1, 0.1, 0.1, 0.1), None)
     volc_run.plan_output_scale([item], "original")
     assert item.at_input_scale is None and "9120x9120" in item.resolution_note
+    ds, ds_run = module("nodes.core.dashscope"), module("nodes.core.dashscope_run")
+    params = ds.DashScopeParams(mode="offsets", left_offset=800, right_offset=800, top_offset=800, bottom_offset=800)
+    ds_item = ds_run._Item(b"", 0.5, (3800, 3800), params, params.plan(3800, 3800), [])
+    ds_run.plan_output_scale([ds_item], params, 7600, 7600, "original")
+    assert ds_item.at_input_scale is None and "9200x9200" in ds_item.resolution_note
+    ds_run.plan_output_scale([ds_item], params, 6000, 6000, "original")
+    assert ds_item.at_input_scale == params.plan(6000, 6000) and ds_item.resolution_note is None
 
 
 def test_an_output_of_another_shape_is_not_stretched():

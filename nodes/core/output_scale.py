@@ -32,11 +32,12 @@ def at_input_scale(box: geometry.Placement, width: int, height: int) -> geometry
     becomes exactly width x height: the placement of the input on the original-scale canvas."""
     sx, sy = width / box.width, height / box.height
     x, y = round(box.x * sx), round(box.y * sy)
-    right, bottom = round((box.canvas_width - box.x - box.width) * sx), round((box.canvas_height - box.y - box.height) * sy)
+    right, bottom = round(box.right * sx), round(box.bottom * sy)
     return geometry.Placement(x + width + right, y + height + bottom, x, y, width, height)
 
 
-def target(planned: geometry.Placement | None, out_size: tuple[int, int]) -> tuple[geometry.Placement | None, str | None]:
+def target(planned: geometry.Placement | None,
+           out_size: tuple[int, int]) -> tuple[geometry.Placement | None, str | None]:
     """-> (the original-scale placement to upscale the output to, or None for the vendor's size; a note).
     `planned` is the input's placement at its own scale (None: not asked for, or over the limit, said
     before paying). An output of another shape than planned is not stretched onto it."""
