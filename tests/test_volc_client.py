@@ -64,10 +64,14 @@ def test_ratio_mode_geometry_and_original_kept(sb):
 
 def test_max_size_resize_is_mapped_back(sb):
     params = volc.VolcParams(top=0.5, bottom=0.5, left=1.0, right=1.0, max_width=96, max_height=96)
-    out, mask, info = run(sb, photo(h=48, w=64), params=params)
+    out, mask, info = run(sb, photo(h=48, w=64), params=params, output_resolution="vendor")
     # canvas 192x96 -> fit 96x96 -> 96x48; the original sits at x 24..48, y 12..36
     assert out.shape == (1, 48, 96, 3)
     assert mask[0, 24, 36] == 0 and mask[0, 24, 10] == 1 and mask[0, 2, 36] == 1
+    # output_resolution = original (the default): the canvas at the photo's own scale, 192x96
+    out, mask, info = run(sb, photo(h=48, w=64), params=params)
+    assert out.shape == (1, 96, 192, 3) and info.results[0].vendor_output == "96x48"
+    assert mask[0, 48, 96] == 0 and mask[0, 48, 20] == 1 and mask[0, 4, 96] == 1
 
 
 def test_canvas_mode_with_mask_builder_output(sb):

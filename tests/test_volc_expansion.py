@@ -62,7 +62,7 @@ def test_the_node_sends_the_fractions_of_the_planned_canvas(cloud_env, sb, case)
 
 def test_the_issue_example_16_9_is_16_9_and_output_fitted_keeps_it(cloud_env, sb):
     out, _, _ = run_node(torch.rand((1, H, W, 3)), expand_mode="aspect_ratio", aspect_ratio="16:9",
-                         max_width=640, max_height=640)
+                         max_width=640, max_height=640, output_resolution="vendor")
     top, bottom, left, right = sb.requests("volc")[0].detail["sides"]
     assert W * (1 + left + right) / (H * (1 + top + bottom)) == pytest.approx(16 / 9, abs=0.002)
     assert out.shape[1:3] == (360, 640)  # 924x520 fitted into 640x640 by the vendor
