@@ -18,7 +18,6 @@ import importlib.util
 import pathlib
 import platform
 import statistics
-import sys
 import time
 import zlib
 

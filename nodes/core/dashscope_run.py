@@ -13,7 +13,16 @@ from typing import ClassVar, NamedTuple
 
 import torch
 
-from . import canvas, composite, geometry, imagecodec, output_scale, paid_guard, transport, widgets
+from . import (
+    canvas,
+    composite,
+    geometry,
+    imagecodec,
+    output_scale,
+    paid_guard,
+    transport,
+    widgets,
+)
 from .credentials import DashScopeCredentials
 from .dashscope import (
     DashScopeClient,
