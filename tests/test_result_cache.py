@@ -69,6 +69,27 @@ def test_volc_same_request_is_served_from_cache_and_a_change_or_use_cache_off_pa
     assert sb.billable_count("volc") == 6
 
 
+def test_volc_ratio_sides_are_part_of_the_request(sb, cached):
+    """The same photo with other side fractions (or another expand_mode planning them) is another
+    request: the sides the vendor sees are in the key."""
+    credentials, options = backends.volc_credentials("cloud"), volc_run.VolcOptions()
+    first = volc_run.run(picture(), None, RATIO, credentials, options)
+    wider = volc_run.run(picture(), None, volc.VolcParams(top=0.1, bottom=0.1, left=0.4, right=0.4), credentials,
+                         options)
+    assert sb.billable_count("volc") == 2
+    assert wider.images.shape[2] > first.images.shape[2]
+
+
+def test_volc_canvas_sides_setting_is_part_of_the_request(sb, cached, cloud_env):
+    canvas, mask = picture(size=(120, 96)), torch.zeros((1, 96, 120))
+    mask[:, :, :20] = 1
+    credentials, options = backends.volc_credentials("cloud"), volc_run.VolcOptions()
+    volc_run.run(canvas, mask, volc.VolcParams(), credentials, options, volc.VolcConfig.from_env())
+    cloud_env.setenv("CLOUD_OUTPAINT_VOLC_CANVAS_SIDES", "omit")  # another body: the sides are left out
+    volc_run.run(canvas, mask, volc.VolcParams(), credentials, options, volc.VolcConfig.from_env())
+    assert sb.billable_count("volc") == 2
+
+
 def test_cache_off_by_environment_pays_every_time(sb, cached, cloud_env):
     cloud_env.setenv("CLOUD_OUTPAINT_CACHE", "off")
     run_volc(picture())

@@ -220,7 +220,8 @@ def for_volc(credentials, requests: list[tuple[list[bytes], int]], params, confi
                          credentials.base_url)
     bodies = []
     for payloads, seed in requests:
-        body = build_body(replace(params, seed=seed), [], config)
+        # one placeholder per image, so the body takes its ratio- or canvas-mode shape (sides as sent)
+        body = build_body(replace(params, seed=seed), [""] * len(payloads), config)
         body.pop("binary_data_base64")
         bodies.append((body, payloads))
     keys = _keyed("volc", f"{credentials.base_url}?Action={ACTION}&Version={VERSION}", account, bodies)
