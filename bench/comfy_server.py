@@ -21,7 +21,6 @@ import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent  # the pack
 PACK_FOLDER = "cloud-outpaint"
-EXAMPLE_INPUTS = sorted((ROOT / "example_workflows").glob("*.png"))  # what the example workflows load
 SETTINGS = {
     "Comfy.TutorialCompleted": True,  # no first-run templates dialog in the browser tests
     # frontend 1.27 (ComfyUI 0.3.64) throws at page load unless this is "custom": registering this
@@ -52,15 +51,14 @@ def free_port() -> int:
 
 
 class ComfyServer:
-    def __init__(self, workdir: pathlib.Path, env: dict | None = None, inputs=()):
-        """`inputs`: files put in ComfyUI's input folder (e.g. EXAMPLE_INPUTS, for LoadImage)."""
+    def __init__(self, workdir: pathlib.Path, env: dict | None = None):
+        """ComfyUI's input folder starts empty: the pack puts the examples' image there itself."""
         self.comfy = comfyui_dir()
         self.workdir = workdir
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "comfyui.log"
         self.extra_env = env or {}
-        self.inputs = list(inputs)
         self.proc = None
 
     def start(self, timeout: float = 300) -> "ComfyServer":
@@ -70,8 +68,6 @@ class ComfyServer:
         for sub in ("input", "output", "temp", "user/default"):
             (self.workdir / sub).mkdir(parents=True, exist_ok=True)
         (self.workdir / "user/default/comfy.settings.json").write_text(json.dumps(SETTINGS))
-        for path in self.inputs:
-            self.add_input(path)
         yaml = self.workdir / "extra_paths.yaml"
         yaml.write_text(f"cloud_outpaint_test:\n  custom_nodes: {nodes_dir}\n")
         cmd = [comfyui_python(self.comfy), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from .core import widgets
 
-TABLES = {"VolcOutpaint": widgets.VOLC, "DashScopeOutpaint": widgets.DASHSCOPE, "MaskCanvasBuilder": widgets.CANVAS}
-
 
 def _node(node_id: str, table) -> dict:
     mode = widgets.mode_widget(table)
@@ -22,4 +20,4 @@ def _node(node_id: str, table) -> dict:
     return {"mode_widget": mode, "modes": modes, "linked_hides": linked}
 
 
-MODES = {node_id: _node(node_id, table) for node_id, table in TABLES.items() if widgets.mode_widget(table)}
+MODES = {node_id: _node(node_id, table) for node_id, table in widgets.BY_NODE.items() if widgets.mode_widget(table)}

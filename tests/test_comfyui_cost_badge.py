@@ -11,7 +11,7 @@ import json
 import time
 
 import pytest
-from comfy_server import EXAMPLE_INPUTS, ComfyServer, comfyui_dir
+from comfy_server import ComfyServer, comfyui_dir
 from conftest import ROOT
 
 pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info
@@ -241,7 +241,7 @@ def ledger_comfy(tmp_path_factory, sandbox, comfy):
            "VOLC_SECRETKEY": sandbox.volc_secret_key,
            "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1", "DASHSCOPE_API_KEY": sandbox.dashscope_api_key,
            "CLOUD_OUTPAINT_CACHE": "on", "CLOUD_OUTPAINT_PRICE_VOLC_CNY": "0.2", "CLOUD_OUTPAINT_DAILY_LIMIT_CNY": "5"}
-    server = ComfyServer(tmp_path_factory.mktemp("comfyui_ledger"), env=env, inputs=EXAMPLE_INPUTS).start()
+    server = ComfyServer(tmp_path_factory.mktemp("comfyui_ledger"), env=env).start()  # the pack puts the examples' image in its input folder
     yield server
     server.stop()
 

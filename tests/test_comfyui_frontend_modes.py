@@ -17,7 +17,6 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
     comfyui_dir() is None, reason="COMFYUI_DIR is not set: the real-ComfyUI tests need a ComfyUI checkout")]
 
 widgets = module("nodes.core.widgets")
-TABLES = {"VolcOutpaint": widgets.VOLC, "DashScopeOutpaint": widgets.DASHSCOPE, "MaskCanvasBuilder": widgets.CANVAS}
 
 def shown_widgets(table, mode, mask_linked=False):
     """The widgets of `table` that apply under `mode`, in order, from nodes/core/widgets.py."""
@@ -40,9 +39,9 @@ def _drawn(page, node_id, table):
     return [name for name in page.evaluate(DRAWN, node_id) if name in table]
 
 
-@pytest.mark.parametrize("node_type", sorted(TABLES))
+@pytest.mark.parametrize("node_type", sorted(widgets.BY_NODE))
 def test_only_the_widgets_of_the_chosen_mode_are_drawn_and_all_values_stay(browser_page, node_type):
-    page, table = browser_page, TABLES[node_type]
+    page, table = browser_page, widgets.BY_NODE[node_type]
     mode_name = widgets.mode_widget(table)
     node_id = page.evaluate("""async (type) => { app.graph.clear(); const n = LiteGraph.createNode(type);
         n.pos = [100, 100]; app.graph.add(n); await new Promise(r => setTimeout(r, 500)); return n.id }""", node_type)
@@ -102,7 +101,7 @@ def test_vue_nodes_render_only_the_widgets_of_the_chosen_mode(comfy, chromium):
             pytest.skip(f"frontend {version}: Vue nodes are an early experiment there; the canvas is checked above")
         page.evaluate("async () => { await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', true) }")
         page.wait_for_timeout(1000)
-        for node_type, table in sorted(TABLES.items()):
+        for node_type, table in sorted(widgets.BY_NODE.items()):
             mode_name = widgets.mode_widget(table)
             node_id = page.evaluate("""async (type) => { app.graph.clear(); const n = LiteGraph.createNode(type);
                 n.pos = [100, 100]; app.graph.add(n); await new Promise(r => setTimeout(r, 800)); return n.id }""",

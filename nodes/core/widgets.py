@@ -246,6 +246,10 @@ CANVAS = table(
                                     "the model repaints the seam; the feather starts after it", step=1),
 )
 
+# each node's table, by node id
+BY_NODE = {"VolcOutpaint": VOLC, "DashScopeOutpaint": DASHSCOPE, "MaskCanvasBuilder": CANVAS}
+
+
 def mode_widget(widgets: Mapping[str, Widget]) -> str | None:
     """The widget whose value decides which others apply (expand_mode or mode), if the table has one."""
     return next((name for name in ("expand_mode", "mode") if name in widgets), None)

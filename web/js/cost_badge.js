@@ -8,7 +8,7 @@
 // GET /cloud_outpaint/spend (spend_panel.js); a run's `cloud_outpaint_cost` UI entry tells how many
 // results came from the cache.
 
-import { currentPrices, formatCny, lastSpendStatus, noteNodeInputs, onSpend, refreshSpend } from "./spend_panel.js";
+import { currentPrices, formatCny, lastSpendStatus, onSpend, refreshSpend } from "./spend_panel.js";
 
 const { app } = window.comfyAPI.app;
 
@@ -160,7 +160,6 @@ app.registerExtension({
     },
     async beforeRegisterNodeDef(nodeType, nodeData) {
         if (!(nodeData.name in COST_NODES)) return;
-        noteNodeInputs(nodeData);
         patchExecuted(nodeType, COST_NODES[nodeData.name]);
     },
     nodeCreated(node) {

@@ -12,15 +12,6 @@ const SECTION_ID = "spend";
 
 const listeners = new Set();
 let lastSpend = null;
-// The ledger came with the nodes' `use_cache` input (both from the same engine change): without it the
-// server has no spend routes, and asking would only log a 404 in the page.
-let ledgerAvailable = false;
-
-export function noteNodeInputs(nodeData) {
-    const inputs = { ...nodeData?.input?.required, ...nodeData?.input?.optional };
-    if ("use_cache" in inputs) ledgerAvailable = true;
-}
-
 export function lastSpendStatus() {
     return lastSpend;
 }
@@ -40,17 +31,11 @@ export function currentPrices() {
     return lastSpend?.prices ?? FALLBACK_PRICES;
 }
 
-/** GET the spend status; null when the server has no spend route. */
+/** GET the spend status (and tell the listeners). */
 export async function refreshSpend() {
-    if (!ledgerAvailable) return null;
-    try {
-        const spend = await callRoute("spend");
-        publish(spend);
-        return spend;
-    } catch (err) {
-        if (/404|not found/i.test(err.message)) return null;
-        throw err;
-    }
+    const spend = await callRoute("spend");
+    publish(spend);
+    return spend;
 }
 
 export function formatCny(value) {
@@ -80,10 +65,6 @@ function settingValue(spend, key) {
 
 function showSpend(section, spend) {
     const line = (role, text) => { section.querySelector(`[data-role=${role}]`).textContent = text; };
-    if (!spend) {
-        line("spend-today", "Spend figures could not be read from the server 无法读取费用");
-        return;
-    }
     const requests = spend.requests_today ?? {};
     line("spend-today", `Today 今日: ${formatCny(spend.today_cny)}` +
         (spend.limit_cny != null ? ` of ${formatCny(spend.limit_cny)} limit 限额` : "") +
