@@ -11,6 +11,10 @@ import sys
 import tempfile
 
 import pytest
+
+# the real-ComfyUI tests' shared module: its asserts are rewritten although test modules import from it
+# before pytest loads it as their plugin
+pytest.register_assert_rewrite("comfyui_fixtures")
 import requests
 
 TESTS = pathlib.Path(__file__).resolve().parent

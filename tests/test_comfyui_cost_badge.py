@@ -12,6 +12,7 @@ import time
 
 import pytest
 from comfy_server import ComfyServer, comfyui_dir
+from comfyui_fixtures import open_page
 from conftest import ROOT
 
 pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info
@@ -20,13 +21,6 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
 
 DASHSCOPE_PRICE = 0.18  # the vendor's documented price, the server's default
 PACK_JS = "/extensions/cloud-outpaint/js/"
-
-
-def comfyui_fixtures():
-    """The shared browser helpers, imported once pytest has loaded them as this module's plugin (an import
-    at the top would come first and keep pytest from rewriting that module's asserts)."""
-    import comfyui_fixtures
-    return comfyui_fixtures
 
 
 def spend_of(server):
@@ -41,7 +35,7 @@ def cny(value):
 @pytest.fixture(scope="module")
 def page(comfy, chromium):  # noqa: F811
     comfy.post("/history", {"clear": True})
-    page = comfyui_fixtures().open_page(chromium, comfy.url)
+    page = open_page(chromium, comfy.url)
     yield page
     page.close()
 
@@ -248,7 +242,7 @@ def ledger_comfy(tmp_path_factory, sandbox, comfy):
 
 @pytest.fixture
 def ledger_page(ledger_comfy, chromium):  # noqa: F811
-    page = comfyui_fixtures().open_page(chromium, ledger_comfy.url)
+    page = open_page(chromium, ledger_comfy.url)
     yield page
     page.close()
 
