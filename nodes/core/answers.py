@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import requests
 
-from . import transport
+from . import lean_json, transport
 from .errors import VendorError
 
 T = TypeVar("T")
@@ -59,16 +59,19 @@ class Fields:
             raise Shape(f"{where} is {kind(value)}, expected an object")
         self._data, self._where = value, where
 
+    def _get(self, name: str) -> object:
+        return _as_str(self._data.get(name))
+
     def _name(self, name: str) -> str:
         return f"{self._where}.{name}" if self._where else name
 
     def filled(self, name: str) -> bool:
         """Present and not empty (null, "", [] and {} count as absent)."""
-        return self._data.get(name) not in (None, "", [], {})
+        return self._get(name) not in (None, "", [], {})
 
     def text(self, name: str, *, required: bool = False) -> str:
         """A string field; "" when absent or null (an error when required)."""
-        value = self._data.get(name)
+        value = self._get(name)
         if value is None or (required and value == ""):
             if required:
                 raise Shape(f"{self._name(name)} is missing")
@@ -78,7 +81,7 @@ class Fields:
         return value
 
     def integer(self, name: str) -> int | None:
-        value = self._data.get(name)
+        value = self._get(name)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
@@ -86,27 +89,29 @@ class Fields:
         return value
 
     def number(self, name: str) -> float | None:
-        value = self._data.get(name)
+        value = self._get(name)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise Shape(f"{self._name(name)} is {kind(value)}, expected a number")
         return float(value)
 
-    def texts(self, name: str) -> tuple[str, ...]:
-        """A list of strings; () when absent or null."""
+    def texts(self, name: str, *, views: bool = False) -> tuple[str, ...]:
+        """A list of strings; () when absent or null. With `views`, the long ones read by
+        object_body(views=True) stay memoryviews of the body (for base64: no text copy)."""
         value = self._data.get(name)
         if value is None:
             return ()
         if not isinstance(value, list):
             raise Shape(f"{self._name(name)} is {kind(value)}, expected a list of text")
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
+        items = tuple(item if views else _as_str(item) for item in value)
+        for i, item in enumerate(items):
+            if not isinstance(item, (str, memoryview)):
                 raise Shape(f"{self._name(name)}[{i}] is {kind(item)}, expected text")
-        return tuple(value)
+        return items
 
     def object(self, name: str, *, required: bool = False) -> Fields | None:
-        value = self._data.get(name)
+        value = self._get(name)
         if value is None:
             if required:
                 raise Shape(f"{self._name(name)} is missing")
@@ -114,13 +119,19 @@ class Fields:
         return Fields(value, self._name(name))
 
     def message(self, name: str) -> str:
-        return vendor_text(self._data.get(name))
+        return vendor_text(self._get(name))
 
 
-def object_body(response: requests.Response) -> dict:
-    """The body as a JSON object, or raises Shape (not JSON, or JSON of another type)."""
+def _as_str(value: object) -> object:
+    """A long string value kept as a view of the body (lean_json), as text; anything else as it is."""
+    return str(value, "ascii") if isinstance(value, memoryview) else value
+
+
+def object_body(response: requests.Response, *, views: bool = False) -> dict:
+    """The body as a JSON object, or raises Shape (not JSON, or JSON of another type). With `views`,
+    long plain strings are memoryviews of the body: Fields gives them as text except to texts(views=True)."""
     try:
-        value = json.loads(response.content)  # from the bytes as read: no text copy of the body
+        value = lean_json.loads(response.content, views=views)  # from the bytes as read: no text copy
     except ValueError:
         raise Shape("the body is not JSON") from None
     if not isinstance(value, dict):

@@ -12,6 +12,7 @@ import io
 import math
 import struct
 import sys
+import warnings
 import zlib
 from typing import NamedTuple
 
@@ -194,15 +195,16 @@ def _pil_pixels(img: Image.Image, channels: int) -> np.ndarray:
 
 def pixels_into(pixels: np.ndarray, out: torch.Tensor) -> torch.Tensor:
     """Write decoded pixels (decode_pixels) into `out`, a float32 CPU tensor of their shape (e.g. an item
-    of the output batch), as 0..1: one pass, no float copy in between. Returns `out`."""
+    of the output batch), as 0..1, in place: no float copy in between. Returns `out`."""
     if tuple(out.shape) != pixels.shape or out.dtype != torch.float32:
         raise ValueError(f"pixels {pixels.shape} do not fit a {out.dtype} tensor {tuple(out.shape)}")
-    target = out.numpy()  # shares memory with `out` (a CPU tensor)
-    if pixels.dtype == np.uint8:
-        np.divide(pixels, np.float32(255), out=target)  # float32 division: the same values as .div_(255)
-    else:
-        np.copyto(target, pixels)
-    return out
+    if pixels.dtype != np.uint8:
+        np.copyto(out.numpy(), pixels)  # out.numpy() shares memory with `out` (a CPU tensor)
+        return out
+    with warnings.catch_warnings():  # Pillow's pixels are read-only: only read here
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        source = torch.from_numpy(pixels)
+    return out.copy_(source).div_(255)  # torch's threads, in place: the values of .to(float32).div_(255)
 
 
 def _pil_to_float(img: Image.Image, channels: int) -> torch.Tensor:
@@ -241,16 +243,21 @@ def to_base64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def from_base64(text: str) -> bytes:
-    """Strict base64 -> bytes. A data: URI prefix and line breaks are tolerated."""
-    if not isinstance(text, str):
+def from_base64(text: str | memoryview) -> bytes:
+    """Strict base64 -> bytes. A data: URI prefix and line breaks are tolerated. `text` may be a
+    memoryview of ASCII (a long string left in the answer's body by lean_json)."""
+    if isinstance(text, memoryview) and text[:5] == b"data:":
+        text = str(text, "ascii")
+    if not isinstance(text, (str, memoryview)):
         raise DecodeError(f"expected a base64 string, got {type(text).__name__}")
-    if text.startswith("data:"):
+    if isinstance(text, str) and text.startswith("data:"):
         text = text.partition(",")[2]
-    try:  # straight from the str's own ASCII buffer: no bytes copy, no regex pass over the text
+    try:  # straight from the ASCII buffer: no bytes copy, no regex pass over the text
         return binascii.a2b_base64(text, strict_mode=True) if _STRICT_A2B else base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         pass  # maybe wrapped lines: strip white space (slow path, copies the text)
+    if isinstance(text, memoryview):
+        text = str(text, "ascii")
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:

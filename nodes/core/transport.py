@@ -18,7 +18,6 @@ Rules (DESIGN.md "Billing safety"):
 from __future__ import annotations
 
 import email.utils
-import json
 import random
 import socket
 import threading
@@ -32,6 +31,7 @@ from urllib.parse import urljoin
 import requests
 import urllib3
 
+from . import lean_json
 from .errors import Cancelled, VendorError
 from .hosts import LinkPolicy
 from .redaction import SCANNED_CHARS, cap_text, host_of, redact_text  # noqa: F401 - cap_text: the shown-text cap
@@ -148,7 +148,7 @@ def redact(error: VendorError, secrets: tuple[str, ...]) -> VendorError:
 def json_object(response: requests.Response) -> dict | None:
     """The body as a JSON object, or None (HTML error pages, cut-off bodies, arrays)."""
     try:
-        data = json.loads(response.content)  # from the bytes as read: no text copy of the body
+        data = lean_json.loads(response.content)  # from the bytes as read: no text copy of the body
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
@@ -190,19 +190,22 @@ def _too_large(control: RunControl, code: str, what: str, cap: int, size: int | 
 
 
 def read_body(response: requests.Response, *, control: RunControl, max_bytes: int, read_timeout: float,
-              code: str = "AnswerTooLarge", what: str = "the answer", billable: bool = False) -> bytes:
+              code: str = "AnswerTooLarge", what: str = "the answer", billable: bool = False) -> bytearray:
     """The whole body of a streamed response, read in pieces of at most READ_CHUNK bytes (after
     any Content-Encoding: a compressed bomb is capped too). VendorError `code` past `max_bytes`;
     the run's Timeout at its deadline, however slowly the bytes come; requests' ReadTimeout /
     ConnectionError when the peer stalls for `read_timeout` or breaks the connection. A cancelled
     run stops the read, except for a `billable` answer: that one names what was paid for."""
-    declared = response.headers.get("Content-Length", "")
-    if declared.strip().isdigit() and int(declared) > max_bytes:
-        raise _too_large(control, code, what, max_bytes, int(declared))
+    declared = response.headers.get("Content-Length", "").strip()
+    declared = int(declared) if declared.isdigit() else None
+    if declared is not None and declared > max_bytes:
+        raise _too_large(control, code, what, max_bytes, declared)
     raw = response.raw
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     doing = f"reading {what}"
-    chunks, size = [], 0
+    # one buffer of the declared size when the bytes arrive as sent: no second copy to join the pieces
+    as_sent = declared is not None and response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+    body, size = bytearray(declared if as_sent else 0), 0
     while True:
         if not billable or control.remaining() <= 0:
             control.check(doing)
@@ -222,13 +225,14 @@ def read_body(response: requests.Response, *, control: RunControl, max_bytes: in
             raise requests.ConnectionError(exc) from exc
         if not chunk:
             break
+        body[size:size + len(chunk)] = chunk  # in place while it fits, else the buffer grows
         size += len(chunk)
         if size > max_bytes:
             raise _too_large(control, code, what, max_bytes)
-        chunks.append(chunk)
     if control.aborted or (control.cancelled and not billable):  # maybe no end of the body, but of the run
         raise Cancelled()
-    return b"".join(chunks)
+    del body[size:]  # a body shorter than declared (in place: no copy)
+    return body
 
 
 def _naming_request(error: VendorError, response: requests.Response | None, id_header: str | None) -> VendorError:
@@ -256,7 +260,7 @@ def send(session: requests.Session, method: str, url: str, *, control: RunContro
     """
     vendor = control.vendor
     if json_body is not None:
-        data = json.dumps(json_body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        data = lean_json.dumps(json_body)
         headers = {"Content-Type": "application/json", **(headers or {})}
     attempt = 0
     while True:

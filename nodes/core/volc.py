@@ -6,7 +6,6 @@ Spec: shared/spec/vendor-apis.md Part A. Unconfirmed points are settings (VolcCo
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -21,6 +20,7 @@ from . import (
     env_settings,
     hosts,
     imageheader,
+    lean_json,
     transport,
     volc_answers,
     volc_signer,
@@ -224,7 +224,7 @@ class VolcClient:
     def call(self, fields: dict, *, billable: bool, on_wait: Callable[[str], None] | None = None,
              **send_options) -> VolcSuccess:
         """One CVProcess POST of `fields`: the typed success answer (any other answer raises VendorError)."""
-        body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        body = lean_json.dumps(fields)
         send_options.setdefault("connect_timeout", self.config.connect_timeout)
         send_options.setdefault("read_timeout", self.config.read_timeout)
         send_options.setdefault("max_bytes", self.config.max_answer_bytes)

@@ -70,7 +70,7 @@ class VolcSuccess:
     """code 10000 at HTTP 200: the request was processed (and billed)."""
 
     request_id: str
-    images_b64: tuple[str, ...]  # data.binary_data_base64
+    images_b64: tuple[str | memoryview, ...]  # data.binary_data_base64 (long ones: views of the body)
     image_urls: tuple[str, ...]  # data.image_urls (return_url=true)
     time_elapsed: str = ""  # the vendor's own figure, a Go duration ("2.17s")
     message: str = ""
@@ -125,7 +125,7 @@ def parse(data: dict, http_status: int) -> VolcSuccess | BusinessError | Gateway
     if code != SUCCESS or http_status != 200:
         return BusinessError(code, message, request_id)
     result = answer.object("data", required=True)
-    return VolcSuccess(request_id, result.texts("binary_data_base64"), result.texts("image_urls"),
+    return VolcSuccess(request_id, result.texts("binary_data_base64", views=True), result.texts("image_urls"),
                        answer.text("time_elapsed"), message)
 
 
@@ -143,7 +143,7 @@ def read(response: requests.Response) -> VolcSuccess | VendorError:
     status = response.status_code
     data: dict | None = None
     try:
-        data = object_body(response)
+        data = object_body(response, views=True)
         answer = parse(data, status)
     except Shape as problem:
         if data is None and status != 200:  # not the vendor's JSON: a proxy's or gateway's error page
