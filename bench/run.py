@@ -251,14 +251,14 @@ def main() -> None:
         figures.bench_memory(args.children)
         return
     if args.only == "overhead":
-        figures.bench_overhead(module, photo_like, args.rounds)
+        figures.bench_overhead(args.rounds)
         return
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"python {platform.python_version()}, torch {torch.__version__}")
     bench_canvas(2048, args.quick)
     for size in (2048,) if args.quick else (2048, 4096):
         bench_codec(size, args.quick)
-    figures.bench_overhead(module, photo_like, 3 if args.quick else args.rounds)
+    figures.bench_overhead(3 if args.quick else args.rounds)
     bench_volc(args.quick)
     bench_batch_plot(args.quick)
     figures.bench_memory(1 if args.quick else args.children)
