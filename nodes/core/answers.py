@@ -96,7 +96,7 @@ class Fields:
             raise Shape(f"{self._name(name)} is {kind(value)}, expected a number")
         return float(value)
 
-    def texts(self, name: str, *, views: bool = False) -> tuple[str, ...]:
+    def texts(self, name: str, *, views: bool = False) -> tuple[str | memoryview, ...]:
         """A list of strings; () when absent or null. With `views`, the long ones read by
         object_body(views=True) stay memoryviews of the body (for base64: no text copy)."""
         value = self._data.get(name)
