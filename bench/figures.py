@@ -148,7 +148,7 @@ def floor_trip(image: torch.Tensor, fmt: str, answer_b64: str) -> torch.Tensor:
 
 
 # glibc's allocator decides whether a big buffer is fresh pages from the kernel (every 4 KiB page
-# faulted in on first touch: here ~1.4 µs each, 20-40 ms per run) or memory a freed buffer left; by
+# faulted in on first touch: ~1 µs each on a VM, tens of ms per run) or memory a freed buffer left; by
 # default that depends on the heap's history (±20 % between processes). Two pinned regimes take that
 # lottery out: every buffer fresh (each side pays for every page it touches) and every buffer reused
 # (the CPU work alone); glibc reads these variables at process start. The verdict is the worst of all.
