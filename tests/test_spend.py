@@ -4,6 +4,10 @@ routes the keys dialog reads, and the CLI's spend, cache and --dry-run."""
 
 import asyncio
 import json
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import test_result_cache as runs
@@ -202,3 +206,90 @@ def test_a_damaged_journal_entry_is_forgotten(tmp_path):
     entry["created"] -= 25 * 3600  # past the task id's 24 h life
     (tmp_path / ("k" * 64 + ".json")).write_text(json.dumps(entry))
     assert journal.pending("k" * 64) is None
+
+
+# ---- two runs at once against the limit (spend_holds) ----------------------------------------------
+
+spend_holds = module("nodes.core.spend_holds")
+
+
+def two_at_once(run_one):
+    """Runs run_one() in two threads started together: (results, errors)."""
+    go, results, failures = threading.Barrier(2), [], []
+
+    def one(seed):
+        go.wait()
+        try:
+            results.append(run_one(seed))
+        except Exception as exc:  # noqa: BLE001
+            failures.append(exc)
+
+    threads = [threading.Thread(target=one, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results, failures
+
+
+@pytest.mark.parametrize("vendor", ["volc", "dashscope"])
+def test_two_runs_that_fit_the_limit_only_alone_do_not_both_pay(sb, cached, cloud_env, vendor):
+    """Two cloud nodes of one graph run side by side: the second is checked while the first is paying."""
+    cloud_env.setenv("CLOUD_OUTPAINT_PRICE_VOLC_CNY", "0.18")
+    cloud_env.setenv("CLOUD_OUTPAINT_DAILY_LIMIT_CNY", "0.30")
+    sb.latency = 1.0
+    run_one = (lambda seed: runs.run_volc(runs.picture(seed))) if vendor == "volc" else \
+        (lambda seed: runs.run_dashscope(runs.picture(seed, (64, 64))))
+    results, failures = two_at_once(run_one)
+    assert len(results) == 1 and len(failures) == 1, failures
+    text = str(failures[0])
+    assert isinstance(failures[0], errors.InputError) and "CNY 0.18 is held by runs still going" in text
+    assert "nothing was sent" in text
+    assert sb.billable_count(vendor) == 1
+    assert spend_ledger.SpendLedger(cached).summary()["today_cny"] == pytest.approx(0.18)
+    with spend_holds.SpendHolds(cached).locked() as holds:
+        assert holds == {}  # both runs ended: nothing held
+
+
+def test_two_processes_that_fit_the_limit_only_alone_do_not_both_pay(sb, tmp_path):
+    sb.latency = 1.5
+    for name, colour in (("a.png", (10, 40, 190)), ("b.png", (190, 40, 10))):
+        Image.new("RGB", (96, 72), colour).save(tmp_path / name)
+    env = runs.child_env(sb, tmp_path, CLOUD_OUTPAINT_PRICE_VOLC_CNY="0.18", CLOUD_OUTPAINT_DAILY_LIMIT_CNY="0.30")
+    children = [subprocess.Popen([sys.executable, str(runs.CLI), "outpaint", name, "--vendor", "volc", "--out", name[0]],
+                                 env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                for name in ("a.png", "b.png")]
+    codes = sorted((child.wait(90), child.stderr.read()) for child in children)
+    assert [code for code, _ in codes] == [0, 2], codes
+    assert "held by runs still going" in codes[1][1]
+    assert sb.billable_count("volc") == 1
+
+
+def test_a_failed_run_holds_nothing_and_a_dead_process_s_hold_counts_no_more(sb, cached, cloud_env):
+    cloud_env.setenv("CLOUD_OUTPAINT_DAILY_LIMIT_CNY", "0.30")
+    sb.inject("dashscope", "upload_denied", times=2)  # refused, and again with a fresh policy: not billed
+    with pytest.raises(errors.ItemError):  # a BatchError is one
+        runs.run_dashscope(runs.picture(1, (64, 64)))
+    with spend_holds.SpendHolds(cached).locked() as holds:
+        assert holds == {}
+        dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True)
+        holds["stale"] = {"pid": int(dead.stdout), "cny": 5.0, "since": time.time()}
+    result = runs.run_dashscope(runs.picture(2, (64, 64)))  # 0.18 under 0.30: the dead hold is not counted
+    assert result.info.cost["paid"] == 1
+
+
+def test_a_paid_call_moves_its_price_from_the_hold_to_the_ledger(sb, cached, cloud_env):
+    paid_guard, backends = module("nodes.core.paid_guard"), module("nodes.core.backends")
+    guard = paid_guard.for_dashscope(backends.dashscope_credentials("cloud"),
+                                     [(b"image one", {"n": 1}), (b"image two", {"n": 2})], resume=False)
+    holds = spend_holds.SpendHolds(cached)
+    with guard:
+        with holds.locked() as now:
+            assert holds.total(now) == pytest.approx(0.36)  # two tasks at CNY 0.18, held
+        guard.paid(0, "TASK-1", b"result")
+        with holds.locked() as now:
+            assert holds.total(now) == pytest.approx(0.18)
+        assert spend_ledger.SpendLedger(cached).summary()["today_cny"] == pytest.approx(0.18)
+    with holds.locked() as now:
+        assert now == {}

@@ -312,21 +312,20 @@ def run(image: torch.Tensor, params: DashScopeParams, credentials: DashScopeCred
         raise InputError(f"{len(resume)} task id(s) given in resume_task_ids for a batch of {len(items)} "
                          "image(s): give one per image, in batch order")
     control = transport.RunControl(options.timeout_s, VENDOR)
-    guard = cost_guard(items, credentials, options, control)
-    guard.check_budget()
-    session = transport.new_session()
-    client = DashScopeClient(credentials, session, control, config)
-    client.cancel = guard.watch_cancel(client.cancel)
-    jobs = [guard.wrap(i, lambda report, i=i: _job(client, items[i], i, options.image_format,
-                                                   resume[i] if resume else None, report, guard),
-                       lambda entry, i=i: _cached(entry, items[i])) for i in range(len(items))]
-    try:
-        done = run_batch(jobs, [f"image {i + 1}" for i in range(len(items))], control=control,
-                         concurrency=options.concurrency, hooks=hooks, advice=resume_advice)
-    finally:
-        client.forget_running()
-        session.close()
-    return guard.finish(assemble(image, items, done, params, options), hooks)
+    with cost_guard(items, credentials, options, control) as guard:  # checked and held
+        session = transport.new_session()
+        client = DashScopeClient(credentials, session, control, config)
+        client.cancel = guard.watch_cancel(client.cancel)
+        jobs = [guard.wrap(i, lambda report, i=i: _job(client, items[i], i, options.image_format,
+                                                       resume[i] if resume else None, report, guard),
+                           lambda entry, i=i: _cached(entry, items[i])) for i in range(len(items))]
+        try:
+            done = run_batch(jobs, [f"image {i + 1}" for i in range(len(items))], control=control,
+                             concurrency=options.concurrency, hooks=hooks, advice=resume_advice)
+        finally:
+            client.forget_running()
+            session.close()
+        return guard.finish(assemble(image, items, done, params, options), hooks)
 
 
 def assemble(image: torch.Tensor, items: list[_Item], done: list[_Done], params: DashScopeParams,

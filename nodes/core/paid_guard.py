@@ -23,6 +23,7 @@ from dataclasses import replace
 from . import cost_state, private_file
 from .errors import InputError, VendorError
 from .result_cache import Entry, ResultCache, account_id, request_key, utc_now
+from .spend_holds import SpendHolds
 from .spend_ledger import SpendLedger
 from .task_journal import TaskJournal
 
@@ -38,6 +39,7 @@ class RunGuard:
         self.kind = "task id" if vendor == "dashscope" else "request id"
         self.hits: dict[int, Entry] = {}
         self.paid_count = 0
+        self._hold: str | None = None
         if not active:
             self.settings, self.price, self.reading, self.cache = None, 0.0, False, None
             return
@@ -49,6 +51,7 @@ class RunGuard:
         self.cache = ResultCache(directory / "cache", cost_state.cache_cap_bytes(env)) if enabled else None
         self.journal = TaskJournal(directory / "journal") if enabled else None
         self.ledger = SpendLedger(directory)
+        self.holds = SpendHolds(directory)
         self._dir = directory
 
     # ---- before anything is sent ----------------------------------------------------------------
@@ -75,24 +78,46 @@ class RunGuard:
                 "estimate_cny": 0.0 if paid == 0 else estimate}
 
     def check_budget(self, plan: dict | None = None) -> dict:
-        """Refuses (InputError) a run that would take today's spend past the daily limit; returns plan()
-        (or checks the given one: the CLI's whole batch of files)."""
-        plan = plan or self.plan()
+        """Refuses (InputError) a run that would take today's spend, with what runs still going hold,
+        past the daily limit; returns plan(). The run's own plan is then held until release()
+        (spend_holds); a given plan (the CLI's whole batch of files) is only checked."""
+        hold, plan = plan is None, plan or self.plan()
         limit = None if not self.active else self.settings.daily_limit_cny
-        if limit is None or plan["paid"] == 0:
+        if not self.active or plan["paid"] == 0 or (limit is None and self.price is None):
             return plan
-        name = NAMES[self.vendor]
         if self.price is None:
             raise InputError(f"refused: a daily limit of CNY {limit:g} is set ({cost_state.LIMIT_VAR} or the keys "
-                             f"dialog) but no {name} price, so this run cannot be estimated. Set the price per "
-                             f"request ({cost_state.PRICE_VARS[self.vendor]} or the keys dialog); nothing was sent")
-        today = self.ledger.summary()["today_cny"]
-        if today + plan["estimate_cny"] > limit + 1e-9:
-            raise InputError(f"refused by the daily limit of CNY {limit:.2f}: today's spend is CNY {today:.2f} and "
-                             f"this run's estimate is CNY {plan['estimate_cny']:.2f} ({plan['paid']} x CNY "
-                             f"{self.price:g}, {plan['cached']} from cache); nothing was sent. Raise the limit "
-                             f"({cost_state.LIMIT_VAR} or the keys dialog) or wait until tomorrow")
+                             f"dialog) but no {NAMES[self.vendor]} price, so this run cannot be estimated. Set the "
+                             f"price per request ({cost_state.PRICE_VARS[self.vendor]} or the keys dialog); nothing "
+                             "was sent")
+        with self.holds.locked() as holds:  # the check and the hold in one step
+            today, held = self.ledger.summary()["today_cny"], self.holds.total(holds)
+            if limit is not None and today + held + plan["estimate_cny"] > limit + 1e-9:
+                running = f", CNY {held:.2f} is held by runs still going" if held else ""
+                raise InputError(f"refused by the daily limit of CNY {limit:.2f}: today's spend is CNY {today:.2f}"
+                                 f"{running} and this run's estimate is CNY {plan['estimate_cny']:.2f} "
+                                 f"({plan['paid']} x CNY {self.price:g}, {plan['cached']} from cache); nothing was "
+                                 f"sent. Raise the limit ({cost_state.LIMIT_VAR} or the keys dialog) or wait "
+                                 + ("for them to end" if held else "until tomorrow"))
+            if hold:
+                self._hold = self.holds.place(holds, plan["estimate_cny"])
         return plan
+
+    def release(self) -> None:
+        """The run is over: what it did not pay is no longer held."""
+        if self._hold is not None:
+            try:
+                self.holds.release(self._hold)
+            except (OSError, private_file.UnsafeFile) as exc:  # it expires with this process
+                log.warning("cloud_outpaint: a spend hold could not be released: %s", exc.__class__.__name__)
+            self._hold = None
+
+    def __enter__(self) -> RunGuard:
+        self.check_budget()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
     # ---- while the run goes ---------------------------------------------------------------------
 
@@ -156,6 +181,8 @@ class RunGuard:
     def _record(self, paid_id: str) -> None:
         if self.active and self.ledger.append(self.vendor, self.kind, paid_id, 1, self.price):
             self.paid_count += 1
+            if self._hold is not None and self.price:
+                self.holds.spend(self._hold, self.price)  # now in the ledger: no longer held
 
     def paid(self, index: int, paid_id: str, image: bytes, **extra) -> None:
         """A result arrived: it is billed (ledger) and kept (cache); its journal entry is done."""

@@ -9,16 +9,27 @@ Where the platform lacks a feature (O_NOFOLLOW, uids on Windows) the closest che
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import stat
 import threading
 import time
+from collections.abc import Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows: exclusive() holds one process's threads only
+    fcntl = None
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+_path_locks: dict[str, threading.Lock] = {}
+_path_locks_guard = threading.Lock()
 
 
 class UnsafeFile(Exception):
@@ -149,3 +160,33 @@ def write_private(path: pathlib.Path, data: bytes) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+@contextlib.contextmanager
+def exclusive(path: pathlib.Path, wait: Callable[[float], None] = time.sleep,
+              own_names: tuple[str, ...] = ()) -> Iterator[None]:
+    """Holds the lock file `path` across this process's threads and other processes (flock; its
+    folder made by make_private_dirs(own_names)). `wait(seconds)` sleeps between tries and may raise:
+    a run's deadline or interrupt ends the wait."""
+    with _path_locks_guard:
+        local = _path_locks.setdefault(str(path), threading.Lock())
+    while not local.acquire(timeout=0.05):
+        wait(0.05)
+    try:
+        if fcntl is None:
+            yield
+            return
+        make_private_dirs(path.parent, own_names)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    wait(0.1)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+    finally:
+        local.release()

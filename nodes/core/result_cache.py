@@ -21,23 +21,15 @@ import hashlib
 import json
 import os
 import pathlib
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from . import private_file
 
-try:
-    import fcntl
-except ImportError:  # Windows: one process's threads only
-    fcntl = None
-
 MAX_RESULT_BYTES = 96 * 2**20
 MAX_META_BYTES = 64 * 1024
-_thread_locks: dict[str, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
 
 
 def digest(data: bytes) -> str:
@@ -150,30 +142,7 @@ class ResultCache:
                 path.unlink()
         return cleared
 
-    @contextlib.contextmanager
-    def lock(self, key: str, wait: Callable[[float], None] = time.sleep) -> Iterator[None]:
+    def lock(self, key: str, wait: Callable[[float], None] = time.sleep):
         """Holds `key` across threads and processes; `wait(seconds)` sleeps between tries (and may raise:
         a run's deadline or interrupt ends the wait)."""
-        with _thread_locks_guard:
-            local = _thread_locks.setdefault(key, threading.Lock())
-        while not local.acquire(timeout=0.05):
-            wait(0.05)
-        try:
-            if fcntl is None:
-                yield
-                return
-            folder = self.dir / "locks"
-            private_file.make_private_dirs(folder, ("locks",))
-            fd = os.open(folder / f"{key}.lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
-            try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        wait(0.1)
-                yield
-            finally:
-                os.close(fd)  # releases the flock
-        finally:
-            local.release()
+        return private_file.exclusive(self.dir / "locks" / f"{key}.lock", wait, ("locks",))

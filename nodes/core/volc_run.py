@@ -234,36 +234,35 @@ def run(image: torch.Tensor, mask: torch.Tensor | None, params: VolcParams, cred
                                                           item.sent_size) for item in items]))
     jobs = [(i, v) for i in range(len(items)) for v in range(options.variants)]
     control = transport.RunControl(options.timeout_s, VENDOR)
-    guard = cost_guard(items, params, credentials, options, config, control)
-    guard.check_budget()
-    session = transport.new_session()
-    client = VolcClient(credentials, session, control, config)
+    with cost_guard(items, params, credentials, options, config, control) as guard:  # checked and held
+        session = transport.new_session()
+        client = VolcClient(credentials, session, control, config)
 
-    def job(index: int, report: JobReport) -> _Done:
-        i, v = jobs[index]
-        result = client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)), on_wait=report)
-        if result.request_id:
-            report.spend("request id", result.request_id)
-        done = _decoded(result, items[i])
-        guard.paid(index, result.request_id, result.image, time_elapsed=result.time_elapsed)
-        return done
+        def job(index: int, report: JobReport) -> _Done:
+            i, v = jobs[index]
+            result = client.outpaint(items[i].payload, replace(params, seed=_seed(params.seed, v)), on_wait=report)
+            if result.request_id:
+                report.spend("request id", result.request_id)
+            done = _decoded(result, items[i])
+            guard.paid(index, result.request_id, result.image, time_elapsed=result.time_elapsed)
+            return done
 
-    def cached(index: int, entry) -> _Done:
-        result = VolcResult(entry.image, entry.id, 0.0, entry.extra.get("time_elapsed", ""))
-        return _decoded(result, items[jobs[index][0]])
+        def cached(index: int, entry) -> _Done:
+            result = VolcResult(entry.image, entry.id, 0.0, entry.extra.get("time_elapsed", ""))
+            return _decoded(result, items[jobs[index][0]])
 
-    def label(index: int) -> str:
-        i, v = jobs[index]
-        return f"image {i + 1}" + (f" variant {v + 1}" if options.variants > 1 else "")
+        def label(index: int) -> str:
+            i, v = jobs[index]
+            return f"image {i + 1}" + (f" variant {v + 1}" if options.variants > 1 else "")
 
-    try:
-        done = run_batch([guard.wrap(k, lambda report, k=k: job(k, report), lambda entry, k=k: cached(k, entry))
-                          for k in range(len(jobs))],
-                         [label(k) for k in range(len(jobs))], control=control,
-                         concurrency=options.concurrency, hooks=hooks)
-    finally:
-        session.close()
-    return guard.finish(assemble(items, jobs, done, params, options, canvas_mode), hooks)
+        try:
+            done = run_batch([guard.wrap(k, lambda report, k=k: job(k, report), lambda entry, k=k: cached(k, entry))
+                              for k in range(len(jobs))],
+                             [label(k) for k in range(len(jobs))], control=control,
+                             concurrency=options.concurrency, hooks=hooks)
+        finally:
+            session.close()
+        return guard.finish(assemble(items, jobs, done, params, options, canvas_mode), hooks)
 
 
 def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done], params: VolcParams,
