@@ -204,7 +204,8 @@ def read_body(response: requests.Response, *, control: RunControl, max_bytes: in
     sock = getattr(getattr(raw, "connection", None), "sock", None)
     doing = f"reading {what}"
     # one buffer of the declared size when the bytes arrive as sent: no second copy to join the pieces
-    as_sent = declared is not None and response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+    encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+    as_sent = declared is not None and encoding == "identity"
     body, size = bytearray(declared if as_sent else 0), 0
     while True:
         if not billable or control.remaining() <= 0:
