@@ -5,7 +5,8 @@ and the upload take no generic faults). To put a malformed answer on a getPolicy
 the client talks to this proxy: every request is forwarded to the sandbox unchanged (so the sandbox
 still does, logs and bills what it would), and the sandbox's answer to a matching request is
 replaced by `rewrite(status, answer_json)` -> (status, content_type, body bytes). It can also serve
-files of its own (`serve`), e.g. a result image the rewritten answer links to.
+files of its own (`serve`), e.g. a result image the rewritten answer links to, and answer a stage with
+a body that never ends (`trickle`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ class AnswerProxy:
         self.rules: dict[str, Rewrite] = {}
         self.files: dict[str, tuple[str, bytes]] = {}
         self.rewritten: list[str] = []  # the paths whose answers were replaced
+        self.trickled: set[str] = set()  # stages answered by a body that never ends (trickle())
+        self.stopping = threading.Event()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -63,6 +66,8 @@ class AnswerProxy:
                 sent = self.rfile.read(length) if length else b""
                 if self.path in proxy.files:
                     return self._answer(200, *proxy.files[self.path])
+                if stage(self.command, self.path) in proxy.trickled:
+                    return self._trickle()
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
                 got = requests.request(self.command, proxy.upstream + self.path, headers=headers, data=sent,
                                        timeout=30, allow_redirects=False)
@@ -78,6 +83,16 @@ class AnswerProxy:
                     status, content_type, data = rule(status, answer)
                     proxy.rewritten.append(self.path)
                 self._answer(status, content_type, data)
+
+            def _trickle(self):  # a space every 0.3 s of a 1 MB body, until the proxy closes
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(10**6))
+                self.end_headers()
+                while not proxy.stopping.wait(0.3):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                self.close_connection = True
 
             def _answer(self, status, content_type, data):
                 self.send_response(status)
@@ -103,7 +118,13 @@ class AnswerProxy:
         self.files[path] = (content_type, data)
         return self.url + path
 
+    def trickle(self, which: str) -> None:
+        """Answer `which` (e.g. poll) from now on with a body that never ends: no per-read timeout ends
+        such a read, only a run's deadline (not forwarded)."""
+        self.trickled.add(which)
+
     def close(self) -> None:
+        self.stopping.set()
         self._server.shutdown()
         self._server.server_close()
 

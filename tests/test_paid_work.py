@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import http.server
 import re
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import time
 from dataclasses import replace
 
 import pytest
-import requests
 import torch
 from answer_proxy import AnswerProxy, edit
 from conftest import ROOT, TESTS
@@ -205,57 +203,9 @@ def test_the_runner_names_every_sibling_that_may_have_cost_money():
     assert e.value.results == {"image 3": "image"} and queued == []
 
 
-class TrickleProxy:
-    """Forwards to the sandbox, except that task polls answer with a body that never ends (a space
-    every 0.3 s): a read no per-read timeout ends, so only the run's deadline backstop can."""
-
-    def __init__(self, upstream: str):
-        self.stopping = threading.Event()
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _forward(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                sent = self.rfile.read(length) if length else b""
-                if self.command == "GET" and self.path.startswith("/api/v1/tasks/"):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(10**6))
-                    self.end_headers()
-                    while not proxy.stopping.wait(0.3):
-                        self.wfile.write(b" ")
-                        self.wfile.flush()
-                    self.close_connection = True
-                    return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                got = requests.request(self.command, upstream + self.path, headers=headers, data=sent, timeout=30)
-                content = got.content.replace(upstream.encode(), proxy.url.encode())  # links lead back through here
-                self.send_response(got.status_code)
-                self.send_header("Content-Type", got.headers.get("Content-Type", "application/json"))
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = _forward
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def test_a_task_stuck_past_the_deadline_is_named_in_resume_form(sb):
-    proxy = TrickleProxy(sb.url)
+    proxy = AnswerProxy(sb.url)
+    proxy.trickle("poll")
     try:
         creds = credentials.DashScopeCredentials("test", f"{proxy.url}/api/v1", sb.dashscope_api_key)
         with pytest.raises(errors.ItemError) as e:
