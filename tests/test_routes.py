@@ -20,12 +20,7 @@ store = module("nodes.core.credential_store")
 conn = module("nodes.core.connection_check")
 backends = module("nodes.core.backends")
 credentials = module("nodes.core.credentials")
-geometry = module("nodes.core.geometry")
-preview = module("nodes.core.preview")
 Sandbox = module("nodes.sandbox").Sandbox
-
-WRONG_SECRET = "wrong-secret-VALUE-do-not-show-0001"
-WRONG_DS_KEY = "sk-wrongDASHSCOPEkey-do-not-show-0002"
 
 
 @pytest.fixture(scope="module")
