@@ -11,25 +11,29 @@ export const DASHSCOPE_BEIJING = "https://dashscope.aliyuncs.com/api/v1";
 const DIALOG_ID = "cloud-outpaint-credentials";
 const VENDORS = { volc: "Volcengine 火山引擎", dashscope: "DashScope 阿里云百炼" };
 
-// Listeners (the node badges) that want the fresh status after every load or save.
-const statusListeners = new Set();
+/** The latest answer of a route, kept for whoever asks and told to every listener (the node badges)
+ *  now and after every load or save. */
+export function latestAnswer() {
+    const listeners = new Set();
+    let last = null;
+    return {
+        get: () => last,
+        subscribe(listener) {
+            listeners.add(listener);
+            if (last) listener(last);
+        },
+        publish(answer) {
+            last = answer;
+            for (const listener of listeners) listener(answer);
+        },
+    };
+}
+
+const credentialStatus = latestAnswer();
+export const lastCredentialStatus = credentialStatus.get;
+export const onCredentialStatus = credentialStatus.subscribe;
 // Builders of further dialog sections (spend_panel.js), each called with the DOM helpers below.
 export const dialogSections = [];
-let lastStatus = null;
-
-export function lastCredentialStatus() {
-    return lastStatus;
-}
-
-export function onCredentialStatus(listener) {
-    statusListeners.add(listener);
-    if (lastStatus) listener(lastStatus);
-}
-
-function publishStatus(status) {
-    lastStatus = status;
-    for (const listener of statusListeners) listener(status);
-}
 
 // The server refuses every POST without this header (nodes/route_guard.py): a page on another
 // site cannot send it without a CORS preflight, which ComfyUI does not grant.
@@ -53,7 +57,7 @@ export async function callRoute(path, body) {
 /** GET the credential status (never contains a secret) and tell the badges. */
 export async function refreshCredentialStatus() {
     const status = await callRoute("credentials");
-    publishStatus(status);
+    credentialStatus.publish(status);
     return status;
 }
 
@@ -238,7 +242,7 @@ export async function openCredentialsDialog() {
     closeCredentialsDialog();
     const sections = {};
     const rerender = (status) => {
-        publishStatus(status);
+        credentialStatus.publish(status);
         for (const vendor of Object.keys(VENDORS)) showStatus(sections[vendor], status[vendor]);
     };
     for (const vendor of Object.keys(VENDORS)) sections[vendor] = vendorSection(vendor, rerender);

@@ -3,38 +3,26 @@
 // keys dialog: the figures, "Clear cache", and the Volcengine price and the daily limit (settings the
 // server keeps; values set by environment variables are shown read-only).
 
-import { callRoute, dialogSections } from "./credentials_dialog.js";
+import { callRoute, dialogSections, latestAnswer } from "./credentials_dialog.js";
 
-// DashScope's documented price (CNY per successful image); used only while the server has no spend
-// route (a pack without the ledger), so the badge still says what DashScope charges.
+// DashScope's documented price (CNY per successful image), used until the spend route has answered,
+// so the badge says what DashScope charges from the start.
 export const FALLBACK_PRICES = { volc: null, dashscope: 0.18 };
 const SECTION_ID = "spend";
 
-const listeners = new Set();
-let lastSpend = null;
-export function lastSpendStatus() {
-    return lastSpend;
-}
-
-export function onSpend(listener) {
-    listeners.add(listener);
-    if (lastSpend) listener(lastSpend);
-}
-
-function publish(spend) {
-    lastSpend = spend;
-    for (const listener of listeners) listener(spend);
-}
+const spendStatus = latestAnswer();
+export const lastSpendStatus = spendStatus.get;
+export const onSpend = spendStatus.subscribe;
 
 /** Current prices: the server's when it answered, otherwise the documented fallback. */
 export function currentPrices() {
-    return lastSpend?.prices ?? FALLBACK_PRICES;
+    return spendStatus.get()?.prices ?? FALLBACK_PRICES;
 }
 
 /** GET the spend status (and tell the listeners). */
 export async function refreshSpend() {
     const spend = await callRoute("spend");
-    publish(spend);
+    spendStatus.publish(spend);
     return spend;
 }
 
@@ -119,7 +107,7 @@ function spendSection({ el, field, button }) {
     const save = async () => {
         try {
             const spend = await callRoute("spend/settings", collectSettings(section));
-            publish(spend); // the badges re-price at once
+            spendStatus.publish(spend); // the badges re-price at once
             showSpend(section, spend);
             showResult(section, true, "Saved 已保存");
         } catch (err) {
