@@ -174,7 +174,6 @@ class _Batch:
     def __init__(self, labels: list[str]):
         self.labels = labels
         self.states: dict[int, str] = {}
-        self.ended: set[int] = set()
         self.results: dict[int, object] = {}
         self.failure: tuple[int, Exception] | None = None
         self.other_failures: list[tuple[int, Exception]] = []
@@ -246,7 +245,6 @@ def run_batch(jobs: list[Job], labels: list[str], *, control: transport.RunContr
                 return _SKIPPED
             finally:
                 batch.states[index] = "done"
-                batch.ended.add(index)
             batch.results[index] = result
             return result
         return go
@@ -274,9 +272,9 @@ def run_batch(jobs: list[Job], labels: list[str], *, control: transport.RunContr
                                      poll=poll, on_done=on_done)
     except Cancelled:
         raise
-    except VendorError as exc:  # the run's deadline backstop: a job is stuck past every timeout
-        stuck = [k for k in sorted(batch.states) if k not in batch.ended] or [0]
-        raise _batch_error(batch, stuck[0], exc, advice) from exc
+    except VendorError as exc:  # the run's deadline backstop: a job was stuck past every timeout (now aborted)
+        if batch.failure is None:  # it is the first job that neither returned nor failed
+            batch.fail(next((k for k in sorted(batch.states) if k not in batch.results), 0), exc)
     if batch.failure is not None:
         index, exc = batch.failure
         raise _batch_error(batch, index, exc, advice) from exc
@@ -286,10 +284,10 @@ def run_batch(jobs: list[Job], labels: list[str], *, control: transport.RunContr
 
 def _batch_error(batch: _Batch, index: int, cause: Exception, advice) -> BatchError:
     label = batch.labels[index]
-    spent = batch.unreturned(label, cause)
     if isinstance(cause, VendorError) and not (cause.request_id or cause.task_id):
-        own = [s for s in spent if s.label == label]  # the backstop's Timeout: name the stuck job's id
+        own = [s for s in batch.spends if s.label == label]  # the backstop's Timeout: name the stuck job's id
         if own:
             setattr(cause, "task_id" if own[-1].kind == "task id" else "request_id", own[-1].id)
+    spent = batch.unreturned(label, cause)
     results = {batch.labels[k]: r for k, r in batch.results.items()}
     return BatchError(label, cause, spent, results, advice(spent) if spent else "")

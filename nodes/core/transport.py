@@ -34,7 +34,7 @@ import urllib3
 from . import lean_json
 from .errors import Cancelled, VendorError
 from .hosts import LinkPolicy
-from .redaction import SCANNED_CHARS, cap_text, host_of, redact_text  # noqa: F401 - cap_text: the shown-text cap
+from .redaction import SCANNED_CHARS, host_of, redact_text
 
 USER_AGENT = "cloud-outpaint/0.1 (+ComfyUI)"
 POLL_SLICE = 0.2  # seconds between interrupt checks while waiting
@@ -349,11 +349,10 @@ def run_jobs(jobs: list[Callable[[], object]], *, control: RunControl, max_worke
     """Run jobs on a bounded pool; results in job order.
 
     The calling thread waits in short slices, calling `poll()` (ComfyUI's interrupt check may
-    raise there). On an interrupt or a failed job, jobs not yet started are dropped and workers
-    see the run as cancelled; a job's own exception is re-raised with its index as `.job_index`.
-    When the deadline backstop fires (a worker stuck past its timeouts), the run is aborted (its
-    sockets shut), the workers are waited for (at most WORKER_JOIN_S) and a worker's own error,
-    which names its request or task, is raised in the backstop's place.
+    raise there). On an interrupt or a job's exception (re-raised here), jobs not yet started are
+    dropped and workers see the run as cancelled. When the deadline backstop fires (a worker stuck
+    past its timeouts), the run is aborted (its sockets shut), the workers are waited for (at most
+    WORKER_JOIN_S, e.g. for a task cancel) and the backstop's Timeout is raised.
     """
     results: list = [None] * len(jobs)
     pool = ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="cloud-outpaint")
@@ -366,7 +365,6 @@ def run_jobs(jobs: list[Callable[[], object]], *, control: RunControl, max_worke
                 index = futures[future]
                 error = future.exception()
                 if error is not None:
-                    error.job_index = index
                     raise error
                 results[index] = future.result()
                 on_done(index, results[index])
@@ -377,14 +375,9 @@ def run_jobs(jobs: list[Callable[[], object]], *, control: RunControl, max_worke
         return results
     except BaseException:
         control.cancel()
-        if overdue:  # the run is over: end the workers' reads, and let their own errors (with ids) speak
+        if overdue:  # the run is over: end the workers' reads
             control.abort()
             wait(futures, timeout=WORKER_JOIN_S)
-            for future, index in futures.items():
-                own = future.exception() if future.done() and not future.cancelled() else None
-                if isinstance(own, VendorError):
-                    own.job_index = index
-                    raise own from None
         raise
     finally:  # idle workers are joined; a busy one (an interrupted billable call) ends by its timeouts
         pool.shutdown(wait=not any(f.running() for f in futures), cancel_futures=True)
