@@ -29,6 +29,7 @@ ds = module("nodes.core.dashscope")
 ds_run = module("nodes.core.dashscope_run")
 errors = module("nodes.core.errors")
 credentials = module("nodes.core.credentials")
+runner, transport = module("nodes.core.runner"), module("nodes.core.transport")
 Sandbox = module("nodes.sandbox").Sandbox
 
 FAST = FAST_DASHSCOPE
@@ -169,7 +170,6 @@ def test_dashscope_names_the_running_sibling_task_in_resume_form():
 
 
 def test_the_runner_names_every_sibling_that_may_have_cost_money():
-    runner, transport = module("nodes.core.runner"), module("nodes.core.transport")
     all_started = threading.Barrier(4, timeout=5)  # the first four jobs run at once; the fifth waits
 
     def refused(report):  # the first failure: its own id is its error's
@@ -201,6 +201,28 @@ def test_the_runner_names_every_sibling_that_may_have_cost_money():
     assert [(s.label, s.id) for s in e.value.spent] == [("image 3", "R-3"), ("image 2", "R-2")]
     assert "failed too (E2)" in str(e.value) and "R-4" not in str(e.value)
     assert e.value.results == {"image 3": "image"} and queued == []
+
+
+def test_the_job_stuck_past_the_deadline_is_the_one_named_not_a_finished_sibling():
+    """The backstop aborts the run and waits for the workers: the stuck job ends too (Cancelled), but it is
+    still the one the Timeout names, with its own task id; the finished sibling is listed as billed."""
+    control = transport.RunControl(0.5, "Test")
+
+    def finished(report):
+        report.spend("task id", "T-FAST")
+        return "image"
+
+    def stuck(report):  # a read that only the run's abort ends
+        report.spend("task id", "T-STUCK")
+        while not control.aborted:
+            time.sleep(0.05)
+        raise errors.Cancelled()
+
+    with pytest.raises(runner.BatchError) as e:
+        runner.run_batch([finished, stuck], ["image 1", "image 2"], control=control, concurrency=2,
+                         hooks=runner.RunHooks())
+    assert e.value.label == "image 2" and e.value.cause.code == "Timeout" and e.value.cause.task_id == "T-STUCK"
+    assert [(s.label, s.id, s.billed) for s in e.value.spent] == [("image 1", "T-FAST", True)]
 
 
 def test_a_task_stuck_past_the_deadline_is_named_in_resume_form(sb):
@@ -244,4 +266,5 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024, ref
     assert done.returncode == 0, done.stderr
     grew_mib, refused, shape = done.stdout.split(maxsplit=2)
     assert refused == "True" and "(1, 4096, 4096, 3)" in shape
-    assert int(grew_mib) < 100, f"peak memory grew {grew_mib} MiB converting a 192 MiB image"
+    # 48 MiB of output + 16 MiB chunks, give or take allocator arenas (64-111 MiB seen); a float32 copy adds 192
+    assert int(grew_mib) < 150, f"peak memory grew {grew_mib} MiB converting a 192 MiB image"
