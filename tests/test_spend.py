@@ -293,3 +293,55 @@ def test_a_paid_call_moves_its_price_from_the_hold_to_the_ledger(sb, cached, clo
         assert spend_ledger.SpendLedger(cached).summary()["today_cny"] == pytest.approx(0.18)
     with holds.locked() as now:
         assert now == {}
+
+
+def dashscope_guard(count: int = 2):
+    paid_guard, backends = module("nodes.core.paid_guard"), module("nodes.core.backends")
+    return paid_guard.for_dashscope(backends.dashscope_credentials("cloud"),
+                                    [(f"image {i}".encode(), {"n": i}) for i in range(count)], resume=False)
+
+
+def held(state) -> float:
+    holds = spend_holds.SpendHolds(state)
+    with holds.locked() as now:
+        return holds.total(now)
+
+
+def test_a_task_to_resume_is_held_too_for_it_is_billed_in_this_run(sb, cached, cloud_env):
+    dashscope_guard().created(0, "TASK-OLD", "REQ-OLD")  # a run that created image 0's task and died
+    with dashscope_guard() as guard:
+        assert guard.plan()["resumed"] == 1 and guard.plan()["paid"] == 1
+        assert held(cached) == pytest.approx(0.36)
+        guard.paid(0, "TASK-OLD", b"result")  # the resumed task succeeds: billed now
+        assert held(cached) == pytest.approx(0.18)  # the new call is still held
+
+
+def test_a_job_still_going_when_the_run_returns_stays_held_until_it_ends(sb, cached, cloud_env):
+    guard, landed = dashscope_guard(1), threading.Event()
+    go_on = threading.Event()
+
+    def billable_call(report):  # e.g. a DashScope task left running by an interrupt
+        go_on.wait(10)
+        guard.paid(0, "TASK-LATE", b"result")
+
+    with guard:
+        job = guard.wrap(0, billable_call, lambda entry: None)
+        worker = threading.Thread(target=lambda: (job(lambda text: None), landed.set()))
+        worker.start()
+        time.sleep(0.2)
+    assert held(cached) == pytest.approx(0.18)  # the run returned, its call did not: still held
+    go_on.set()
+    assert landed.wait(10)
+    assert held(cached) == 0 and spend_ledger.SpendLedger(cached).summary()["today_cny"] == pytest.approx(0.18)
+
+
+def test_a_billed_failure_without_an_id_is_in_the_ledger(sb, cached, cloud_env):
+    guard = dashscope_guard(1)
+
+    def billed_without_id(report):
+        raise errors.VendorError("DashScope", "BadResult", "unreadable result", billed=True)
+
+    with guard, pytest.raises(errors.VendorError):
+        guard.wrap(0, billed_without_id, lambda entry: None)(lambda text: None)
+    [entry] = spend_ledger.SpendLedger(cached).summary()["entries"]
+    assert entry["id"] == "" and entry["cost_cny"] == pytest.approx(0.18)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -40,6 +41,8 @@ class RunGuard:
         self.hits: dict[int, Entry] = {}
         self.paid_count = 0
         self._hold: str | None = None
+        self._flying, self._over = 0, False  # jobs started and not ended; the run has returned
+        self._flight = threading.Lock()
         if not active:
             self.settings, self.price, self.reading, self.cache = None, 0.0, False, None
             return
@@ -70,8 +73,9 @@ class RunGuard:
         if not self.active:
             return {"jobs": n, "cached": 0, "resumed": 0, "paid": 0, "price_cny": 0.0, "estimate_cny": 0.0,
                     "free": "the sandbox"}
-        cached = sum(1 for k in range(n) if self._cached_now(k))
-        resumed = n if self.resuming else sum(1 for k in range(n) if not self._cached_now(k) and self._journaled_now(k))
+        hits = [self._cached_now(k) for k in range(n)]  # each look-up reads and hashes an entry: once
+        cached = sum(1 for hit in hits if hit)
+        resumed = n if self.resuming else sum(1 for k in range(n) if not hits[k] and self._journaled_now(k))
         paid = n - cached - resumed
         estimate = None if self.price is None else round(paid * self.price, 4)
         return {"jobs": n, "cached": cached, "resumed": resumed, "paid": paid, "price_cny": self.price,
@@ -99,18 +103,39 @@ class RunGuard:
                                  f"({plan['paid']} x CNY {self.price:g}, {plan['cached']} from cache); nothing was "
                                  f"sent. Raise the limit ({cost_state.LIMIT_VAR} or the keys dialog) or wait "
                                  + ("for them to end" if held else "until tomorrow"))
-            if hold:
-                self._hold = self.holds.place(holds, plan["estimate_cny"])
+            if hold:  # resumed tasks are billed when they succeed, in this run: held too
+                self._hold = self.holds.place(holds, (plan["paid"] + plan["resumed"]) * self.price)
         return plan
 
     def release(self) -> None:
-        """The run is over: what it did not pay is no longer held."""
-        if self._hold is not None:
-            try:
+        """The run has returned: what it did not pay is no longer held, except the price of jobs still
+        going (an interrupted billable call ends by its own timeouts); the last of them lets it go."""
+        with self._flight:
+            self._over, flying = True, self._flying
+        self._drop_hold(flying)
+
+    def _drop_hold(self, flying: int = 0) -> None:
+        if self._hold is None:
+            return
+        try:
+            if flying:
+                self.holds.keep_at_most(self._hold, flying * (self.price or 0.0))
+            else:
                 self.holds.release(self._hold)
-            except (OSError, private_file.UnsafeFile) as exc:  # it expires with this process
-                log.warning("cloud_outpaint: a spend hold could not be released: %s", exc.__class__.__name__)
-            self._hold = None
+                self._hold = None
+        except (OSError, private_file.UnsafeFile) as exc:  # it expires with this process
+            log.warning("cloud_outpaint: a spend hold could not be updated: %s", exc.__class__.__name__)
+
+    def _took_off(self) -> None:
+        with self._flight:
+            self._flying += 1
+
+    def _landed(self) -> None:
+        with self._flight:
+            self._flying -= 1
+            last = self._over and self._flying == 0
+        if last:
+            self._drop_hold()
 
     def __enter__(self) -> RunGuard:
         self.check_budget()
@@ -137,9 +162,9 @@ class RunGuard:
                 return job(report)
             except VendorError as exc:
                 paid_id = exc.task_id if self.vendor == "dashscope" else exc.request_id
-                if exc.billed and paid_id:
+                if exc.billed:  # with no id too: it was paid for all the same
                     try:
-                        self._record(paid_id)
+                        self._record(paid_id or "")
                     except (OSError, private_file.UnsafeFile):
                         log.warning("cloud_outpaint: %s %s could not be kept in the ledger", self.kind, paid_id)
                 raise
@@ -154,7 +179,14 @@ class RunGuard:
                     report(entry.describe())
                     return from_entry(entry)
                 return run(report)
-        return go
+
+        def flying(report):
+            self._took_off()
+            try:
+                return go(report)
+            finally:
+                self._landed()
+        return flying if self.active else go
 
     def journaled(self, index: int) -> tuple[str, str] | None:
         """(task id, request id) of this job's task created by an earlier run that did not get its result."""

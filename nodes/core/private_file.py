@@ -114,23 +114,32 @@ def make_private_dirs(directory: pathlib.Path, own_names: tuple[str, ...] = ()) 
         _chmod_dir(directory)
 
 
+def pid_alive(pid: int) -> bool | None:
+    """Whether process `pid` exists; None where that cannot be asked (not POSIX: on Windows signal 0
+    would be a Ctrl+C to the console)."""
+    if pid == os.getpid():
+        return True
+    if os.name != "posix":
+        return None
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def _remove_stale_temps(path: pathlib.Path) -> None:
     """Temp files of writers that were killed mid-write (they hold secrets too): those of a
     process that is gone, or (where processes cannot be asked) older than an hour."""
     for tmp in path.parent.glob(f".{path.name}.*.tmp"):
         try:
             pid = int(tmp.name[len(path.name) + 2:].split(".", 1)[0])
-            if pid == os.getpid():
-                continue
-            if os.name == "posix":
-                try:
-                    os.kill(pid, 0)  # signal 0: only asks whether the process exists
-                    continue
-                except ProcessLookupError:
-                    pass
-                except PermissionError:
-                    continue
-            elif time.time() - os.lstat(tmp).st_mtime < 3600:
+            alive = pid_alive(pid)
+            if alive or (alive is None and time.time() - os.lstat(tmp).st_mtime < 3600):
                 continue
             os.unlink(tmp)
         except (ValueError, OSError):

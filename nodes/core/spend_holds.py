@@ -23,20 +23,6 @@ MAX_AGE_S = 6 * 3600  # longer than any run's timeout
 MAX_FILE_BYTES = 256 * 1024
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, another user's (or no such check here): count it
-        return True
-    return True
-
-
 class SpendHolds:
     def __init__(self, directory: pathlib.Path):
         self.dir = pathlib.Path(directory)
@@ -57,10 +43,11 @@ class SpendHolds:
             data = json.loads(private_file.read_private(self.path, MAX_FILE_BYTES) or b"{}")
         except (ValueError, OSError, private_file.UnsafeFile):
             return {}  # damaged or unreadable: no hold survives it (the ledger still counts what was paid)
-        now = time.time()
+        now = time.time()  # where a process cannot be asked (pid_alive None), the age alone decides
         return {k: v for k, v in data.items() if isinstance(v, dict) and isinstance(v.get("cny"), (int, float))
                 and isinstance(v.get("since"), (int, float)) and now - v["since"] < MAX_AGE_S
-                and _alive(v.get("pid"))} if isinstance(data, dict) else {}
+                and isinstance(v.get("pid"), int) and private_file.pid_alive(v["pid"]) is not False} \
+            if isinstance(data, dict) else {}
 
     @staticmethod
     def total(holds: dict[str, dict]) -> float:
@@ -77,6 +64,11 @@ class SpendHolds:
         with self.locked() as holds:
             if hold_id in holds:
                 holds[hold_id]["cny"] = round(max(0.0, holds[hold_id]["cny"] - cny), 4)
+
+    def keep_at_most(self, hold_id: str, cny: float) -> None:
+        with self.locked() as holds:
+            if hold_id in holds:
+                holds[hold_id]["cny"] = round(min(holds[hold_id]["cny"], cny), 4)
 
     def release(self, hold_id: str) -> None:
         with self.locked() as holds:
