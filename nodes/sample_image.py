@@ -26,13 +26,20 @@ def provide(input_dir: str | os.PathLike) -> pathlib.Path | None:
     if target.exists() or target.is_symlink():
         return None
     folder.mkdir(parents=True, exist_ok=True)
+    data = SOURCE.read_bytes()
     fd, tmp = tempfile.mkstemp(prefix=".cloud_outpaint_", suffix=".png", dir=folder)
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(SOURCE.read_bytes())
-        os.link(tmp, target)  # fails if the name appeared meanwhile: a user's file is never replaced
+            out.write(data)
+        os.link(tmp, target)  # whole or not at all; fails if the name appeared meanwhile
     except FileExistsError:
         return None
+    except OSError:  # no hard links here (FAT, exFAT, some shares): an exclusive create, never a replace
+        try:
+            with open(target, "xb") as out:
+                out.write(data)
+        except FileExistsError:
+            return None
     finally:
         os.unlink(tmp)
     return target

@@ -27,6 +27,18 @@ def test_a_users_file_of_that_name_is_never_replaced(tmp_path):
     assert sample.provide(dangling) is None and (dangling / sample.NAME).is_symlink()
 
 
+def test_a_folder_without_hard_links_gets_the_sample_too_and_keeps_a_users_file(tmp_path, monkeypatch):
+    def no_hard_links(src, dst):
+        raise PermissionError(1, "Operation not permitted")  # what FAT/exFAT answer
+
+    monkeypatch.setattr(sample.os, "link", no_hard_links)
+    assert sample.provide(tmp_path) == tmp_path / sample.NAME
+    assert (tmp_path / sample.NAME).read_bytes() == (ROOT / "example_workflows" / sample.NAME).read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [sample.NAME]
+    (tmp_path / sample.NAME).write_bytes(b"the user's own picture")
+    assert sample.provide(tmp_path) is None and (tmp_path / sample.NAME).read_bytes() == b"the user's own picture"
+
+
 def test_install_uses_comfyuis_input_directory_and_does_nothing_outside_comfyui(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "folder_paths", raising=False)
     assert sample.install() is None
