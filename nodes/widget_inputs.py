@@ -21,6 +21,8 @@ def widget_input(w: Widget):
         options["multiline"] = True
     if w.control_after_generate is not None:
         options["control_after_generate"] = w.control_after_generate
+    if w.optional:
+        options["optional"] = True
     return _TYPES[w.kind].Input(w.name, **{k: v for k, v in options.items() if v is not None})
 
 

@@ -101,6 +101,23 @@ def test_bad_widget_value_is_rejected_before_running(comfy, object_info):
     assert errors[0]["type"] == "custom_validation_failed" and "aspect ratio" in errors[0]["details"]
 
 
+@pytest.mark.parametrize("node_type", ["VolcOutpaint", "DashScopeOutpaint"])
+def test_an_api_prompt_saved_with_0_1_0_still_runs(comfy, object_info, node_type):
+    """Scripts keep API prompts: one written for 0.1.0 has none of the widgets added since (optional now)."""
+    info = object_info[node_type]
+    added = [name for name in info["input"].get("optional", {}) if name != "mask"]
+    assert "use_cache" in added and "output_resolution" in added
+    inputs = {**widget_defaults(info), "image": ["1", 0], "backend": "sandbox"}
+    assert not set(added) & set(inputs)
+    prompt = {"1": {"class_type": "EmptyImage", "inputs": {"width": 96, "height": 64, "batch_size": 1,
+                                                           "color": 0x3366AA}},
+              "2": {"class_type": node_type, "inputs": inputs},
+              "3": {"class_type": "PreviewImage", "inputs": {"images": ["2", 0]}}}
+    entry = comfy.run_prompt(prompt)
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    assert entry["outputs"]["3"]["images"]
+
+
 def test_interrupt_stops_a_waiting_cloud_node_within_a_second(comfy, object_info, sandbox):
     prompt = workflows.ui_to_api(json.loads((ROOT / "example_workflows/volc_outpaint_ratio.json").read_text()),
                                  object_info)

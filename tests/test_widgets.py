@@ -2,6 +2,7 @@
 dataclass defaults, the geometry preview and the engine's own checks all read it."""
 
 import dataclasses
+import inspect
 import math
 
 import comfy_driver as drv
@@ -36,6 +37,21 @@ def test_each_schema_widget_is_the_declared_one(node_id):
         assert opts.get("tooltip") == (w.tooltip or None), name
         for key in ("min", "max", "step"):
             assert opts.get(key) == getattr(w, key), (name, key)
+
+
+@pytest.mark.parametrize("node_id", ["VolcOutpaint", "DashScopeOutpaint"])
+def test_widgets_added_after_0_1_0_are_optional_and_execute_defaults_to_their_declared_value(node_id):
+    """An API prompt saved with 0.1.0 lacks them: ComfyUI must not refuse it, execute() fills the default."""
+    node_cls, table = NODES[node_id]
+    optional = drv.node_info(node_cls)["input"].get("optional", {})
+    parameters = inspect.signature(node_cls.execute).parameters
+    assert [n for n in optional if n in table] == [n for n, w in table.items() if w.optional]
+    flags = [w.optional for w in table.values()]
+    assert flags == sorted(flags)  # the added ones come last: saved widgets_values keep their order
+    for name, w in table.items():
+        default = parameters[name].default
+        assert (default is not inspect.Parameter.empty) is w.optional, name
+        assert not w.optional or default == w.default, (name, default, w.default)
 
 
 @pytest.mark.parametrize("cls, table", [(volc.VolcParams, widgets.VOLC), (dashscope.DashScopeParams, widgets.DASHSCOPE)])
