@@ -66,7 +66,7 @@ class NodeFeedback:
     thread-safe. The progress bar is updated on the event loop (`loop`), where ComfyUI updates
     every other node's progress: its progress registry is a plain dict shared by all nodes."""
 
-    def __init__(self, node_id: str | None, loop: asyncio.AbstractEventLoop | None = None):
+    def __init__(self, node_id: str | None, loop: asyncio.AbstractEventLoop):
         self.node_id, self.loop = node_id, loop
         self._bar = None
         self._last_text, self._last_sent = None, 0.0
@@ -86,13 +86,10 @@ class NodeFeedback:
     def progress(self, done: int, total: int) -> None:
         if _comfy_utils is None:
             return
-        if self.loop is None:
-            self._update_bar(done, total)
-        else:
-            try:
-                self.loop.call_soon_threadsafe(self._update_bar, done, total)
-            except RuntimeError:  # the loop has closed: the prompt is over
-                pass
+        try:
+            self.loop.call_soon_threadsafe(self._update_bar, done, total)
+        except RuntimeError:  # the loop has closed: the prompt is over
+            pass
 
     def _update_bar(self, done: int, total: int) -> None:
         if self._bar is None:
@@ -105,10 +102,11 @@ class NodeFeedback:
             _model_management.interrupt_current_processing(True)
 
 
-def input_size_ui(width: int, height: int, info=None) -> dict:
-    """UI payload for the frontend (web/js): the real input size of the last run (geometry preview) and,
-    given the run's info, what it cost (the cost badge: results from the cache, paid calls, CNY or null)."""
-    ui = {"cloud_outpaint_input": [{"width": int(width), "height": int(height)}]}
+def input_size_ui(width: int, height: int, info=None, batch: int | None = None) -> dict:
+    """UI payload for the frontend (web/js): the real input size (and batch) of the last run (geometry preview,
+    cost badge) and, given the run's info, what it cost (results from the cache, paid calls, CNY or null)."""
+    size = {"width": int(width), "height": int(height)}
+    ui = {"cloud_outpaint_input": [size if batch is None else {**size, "batch": int(batch)}]}
     if info is not None:  # a sandbox run has no info.cost: it is free
-        ui["cloud_outpaint_cost"] = [dict(getattr(info, "cost", None) or {"cached": 0, "paid": 0, "cost_cny": 0.0})]
+        ui["cloud_outpaint_cost"] = [dict(info.cost or {"cached": 0, "paid": 0, "cost_cny": 0.0})]
     return ui

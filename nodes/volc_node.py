@@ -67,4 +67,5 @@ class VolcOutpaint(io.ComfyNode):
         result = await comfy_bridge.run_in_worker(cls.hidden.unique_id if cls.hidden else None, work)
         # the real input size drives the geometry preview in web/js after a run
         return io.NodeOutput(result.images, result.masks, result.info.to_json(),
-                             ui=comfy_bridge.input_size_ui(image.shape[2], image.shape[1], result.info))
+                             ui=comfy_bridge.input_size_ui(image.shape[2], image.shape[1], result.info,
+                                                                image.shape[0]))

@@ -1,5 +1,6 @@
 """VolcOutpaint driven as ComfyUI drives a V3 node, against the sandbox (both backends)."""
 
+import asyncio
 import inspect
 import json
 
@@ -97,3 +98,10 @@ def test_vendor_error_names_the_item(cloud_env):
     cloud_env.inject("volc", "error", code=50411)
     with pytest.raises(errors.ItemError, match=r"image 1: Volcengine error 50411.*moderation.*request id"):
         run_node(torch.rand((1, 8, 8, 3)))
+
+
+def test_the_ui_tells_the_page_the_input_size_and_batch():
+    """web/js reads them: the geometry preview (size) and the cost badge (x batch), after a run."""
+    values = {**defaults(backend="sandbox"), "image": torch.rand((2, 40, 48, 3))}
+    out = asyncio.run(VolcOutpaint.execute(**values))
+    assert out.ui["cloud_outpaint_input"] == [{"width": 48, "height": 40, "batch": 2}]

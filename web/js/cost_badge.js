@@ -129,18 +129,14 @@ function attachCostBadge(node) {
 }
 
 /** After a run: the batch size and how many results came from the cache. */
-function patchExecuted(nodeType, vendor) {
+function patchExecuted(nodeType) {
     const onExecuted = nodeType.prototype.onExecuted;
     nodeType.prototype.onExecuted = function (output) {
         const result = onExecuted?.apply(this, arguments);
         const cost = output?.cloud_outpaint_cost?.[0];
         const input = output?.cloud_outpaint_input?.[0];
-        if (cost) {
-            this.cloudOutpaintLastCost = cost;
-            const requests = (Number(cost.cached) || 0) + (Number(cost.paid) || 0);
-            if (requests) this.cloudOutpaintBatch = Math.max(1, Math.round(requests / imagesPerInput(this, vendor)));
-        }
-        if (input?.batch) this.cloudOutpaintBatch = input.batch;
+        if (cost) this.cloudOutpaintLastCost = cost;
+        if (input?.batch) this.cloudOutpaintBatch = input.batch; // the batch the node was given
         redrawBadge(this);
         return result;
     };
@@ -160,7 +156,7 @@ app.registerExtension({
     },
     async beforeRegisterNodeDef(nodeType, nodeData) {
         if (!(nodeData.name in COST_NODES)) return;
-        patchExecuted(nodeType, COST_NODES[nodeData.name]);
+        patchExecuted(nodeType);
     },
     nodeCreated(node) {
         // here, not in onNodeCreated: the frontend's own badges are pushed first (1.42's Vue header
