@@ -169,9 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = p.add_argument_group(
         "DashScope (--vendor dashscope)",
-        "Exactly one expansion mode is sent. Images outside 512-4096 px a side are scaled in and the result "
-        "scaled back, so offsets stay in your own pixels. Each successful image is billed; on timeout or "
-        "Ctrl-C a pending task is cancelled and its id kept in the sidecar.")
+        "Exactly one expansion mode is sent. Images outside 512-4096 px a side are scaled in, offsets with "
+        "them, so offsets stay in your own pixels (and with --output-resolution original the result comes "
+        "back at your scale). Each successful image is billed; on timeout or Ctrl-C a pending task is "
+        "cancelled and its id kept in the sidecar.")
     widget_flags.add(d, widgets.DASHSCOPE["mode"])
     widget_flags.add(d, widgets.DASHSCOPE["angle"], metavar="DEG")
     widget_flags.add(d, widgets.DASHSCOPE["output_ratio"])

@@ -115,7 +115,6 @@ class DashScopeRunInfo(RunInfo):
 @dataclass
 class _Item:
     payload: bytes
-    scale: float  # sent size / input size
     sent_size: tuple[int, int]
     params: DashScopeParams  # offsets in sent pixels
     plan: geometry.Placement  # expected output geometry, sent pixels
@@ -147,7 +146,7 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
             arr = imagecodec.resize_u8(arr, round(width * s), round(height * s))
             notes.append(f"input {width}x{height} scaled x{s:.3f} to {arr.shape[1]}x{arr.shape[0]} to meet "
                          f"DashScope's {geometry.DASHSCOPE_MIN_SIDE}-{geometry.DASHSCOPE_MAX_SIDE} px per side; "
-                         "the result is scaled back")
+                         "offsets were scaled with it")
         data, sent, _ = encoded = imagecodec.encode_within(arr, image_format, config.max_input_bytes,
                                                            min_side=geometry.DASHSCOPE_MIN_SIDE)
         if sent.shape != arr.shape:
@@ -156,7 +155,7 @@ def prepare_items(image: torch.Tensor, params: DashScopeParams, config: DashScop
         sw, sh = sent.shape[1], sent.shape[0]
         scale = sw / width
         sent_params = replace(params, **{name: _scaled_offset(getattr(params, name), scale) for name in OFFSETS})
-        items.append(_Item(data, scale, (sw, sh), sent_params, sent_params.plan(sw, sh), notes))
+        items.append(_Item(data, (sw, sh), sent_params, sent_params.plan(sw, sh), notes))
     return items
 
 
