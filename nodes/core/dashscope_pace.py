@@ -40,7 +40,7 @@ class CreateLimiter:
             slot = max(now, cls._next.get(key, 0.0))
             cls._next[key] = slot + 1.0 / rate
         if slot > now:
-            control.sleep(slot - now, "waiting for a task-submission slot (2 per second)")
+            control.sleep(slot - now, f"waiting for a task-submission slot ({rate:g} per second)")
 
 
 class TasksInFlight:
