@@ -208,7 +208,8 @@ DASHSCOPE = table(
     _combo("backend", BACKENDS, "cloud", "cloud = DashScope (billed); sandbox = the pack's offline emulator "
                                          "(free)"),
     _int("concurrency", 2, 1, MAX_CONCURRENCY, "tasks in flight at once; the vendor's limit per account was 1 "
-                                               "to 5; creations are also held to 2 per second"),
+                                               "to 5; creations are also held to 2 per second (setting: "
+                                               "DASHSCOPE_CREATES_PER_SECOND)"),
     _combo("image_format", ("png", "jpeg"), "png", "upload format (the vendor takes up to 10 MB)"),
     _text("resume_task_ids", "", "task ids (comma separated, one per image) of earlier runs: fetch those "
                                  "results instead of creating new, billed tasks"),
