@@ -21,7 +21,7 @@ def load_pack(name: str = PACK, run_init: bool = False):
     """The pack folder as a package named `name`, found by file location as ComfyUI finds it.
 
     run_init=False skips the pack's __init__.py (it only wires the ComfyUI nodes), which is all the
-    commands need; the tests (tests/conftest.py) and the bench load it with run_init=True.
+    commands and the bench need; the tests (tests/conftest.py) load it with run_init=True.
     """
     if name in sys.modules:
         return sys.modules[name]
