@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .imagecodec import image_to_uint8, pixels_into
+
 
 def resize_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """IMAGE [B,H,W,C] -> [B,height,width,C]; antialiased when shrinking."""
@@ -54,6 +56,14 @@ class BatchOutput:
         if self.images.shape[1:] == (height, width, channels):
             return self.images[index:index + 1]
         return torch.empty((1, height, width, channels), dtype=self.images.dtype)
+
+    def decoded(self, index: int, pixels, width: int, height: int) -> torch.Tensor:
+        """Item `index`'s image [1,height,width,3] from its decoded pixels (imagecodec.decode_pixels):
+        written straight into its batch slot when they are that size, else decoded aside and upscaled
+        (output_resolution = original; put() then copies it into the batch)."""
+        if pixels.shape[:2] == (height, width):
+            return pixels_into(pixels, self.slot(index, height, width)[0])[None]
+        return upscale_image(pixels_into(pixels, torch.empty(pixels.shape))[None], width, height)
 
     def mask_slot(self, index: int, height: int, width: int) -> torch.Tensor | None:
         """Where item `index`'s mask is to be written ([1,H,W], a view of the batch), or None when its
@@ -128,7 +138,6 @@ def rotated_source(image: torch.Tensor, angle: float, width: int, height: int, s
     import numpy as np
     from PIL import Image
 
-    from .imagecodec import image_to_uint8
 
     rgb = Image.fromarray(image_to_uint8(image)[0])
     alpha = Image.new("L", rgb.size, 255)

@@ -343,8 +343,7 @@ def assemble(image: torch.Tensor, items: list[_Item], done: list[_Done], params:
             placement, tw, th = planned, planned.canvas_width, planned.canvas_height
         else:  # the vendor's size (the upload's pixels): the plan mapped onto it, the seam with it
             placement, tw, th = geometry.scale_placement(item.plan, out_w, out_h), out_w, out_h
-        slot = batch.slot(i, th, tw) if (tw, th) == (out_w, out_h) else torch.empty((1, out_h, out_w, 3))
-        generated = composite.upscale_image(imagecodec.pixels_into(pixels, slot[0])[None], tw, th)
+        generated = batch.decoded(i, pixels, tw, th)
         done[i] = pixels = None  # decoded into the batch: let them go before the next item
         item_seam = max(2, round(seam * tw / input_plan.canvas_width)) if seam else 0
         if params.angle:  # the original is the rotated image; the corners around it are generated

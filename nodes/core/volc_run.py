@@ -275,10 +275,7 @@ def assemble(items: list[_Item], jobs: list[tuple[int, int]], done: list[_Done],
         box, planned, layout_note, scale_note = _output_box(item, (width, height), params)
         box = planned or box  # output_resolution = original: the input's own scale, the original 1:1 on it
         size = (planned.canvas_width, planned.canvas_height) if planned else (width, height)
-        if size == (width, height):  # decoded straight into its batch slot
-            generated = imagecodec.pixels_into(pixels, batch.slot(index, height, width)[0])[None]
-        else:  # the vendor's result upscaled to the input's scale (put() copies it into the batch)
-            generated = composite.upscale_image(imagecodec.pixels_into(pixels, torch.empty(pixels.shape))[None], *size)
+        generated = batch.decoded(index, pixels, *size)
         done[index] = pixels = None  # its pixels are in the batch now: let them go before the next item
         out_h, out_w = generated.shape[1:3]
         if item.placement is not None:  # ratio mode: the original's box on the output
