@@ -138,7 +138,6 @@ def rotated_source(image: torch.Tensor, angle: float, width: int, height: int, s
     import numpy as np
     from PIL import Image
 
-
     rgb = Image.fromarray(image_to_uint8(image)[0])
     alpha = Image.new("L", rgb.size, 255)
     rgb = rgb.rotate(angle, resample=Image.BICUBIC, expand=True).resize((width, height), Image.BICUBIC)
