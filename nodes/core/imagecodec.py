@@ -313,10 +313,11 @@ def encode_within(array: np.ndarray, fmt: str, max_bytes: int, quality: int = JP
         scale *= math.sqrt(max_bytes / len(data)) * FIT_MARGIN
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         if min(nw, nh) < min_side:
-            break
+            raise InputError(f"the image cannot be encoded under {max_bytes / 2**20:.1f} MiB without going "
+                             f"below {min_side} px a side")
         sent = resize_u8(array, nw, nh)
         data, encodes = encode_image(sent, fmt, quality), encodes + 1
         if len(data) <= max_bytes:
             return Encoded(data, sent, encodes)
-    raise InputError(f"the image cannot be encoded under {max_bytes / 2**20:.1f} MiB without going below "
-                     f"{min_side} px a side")
+    raise InputError(f"the image did not fit under {max_bytes / 2**20:.1f} MiB after a predicted resize and one "
+                     f"correction ({nw}x{nh}: {len(data) / 2**20:.1f} MiB)")

@@ -110,7 +110,7 @@ def shrunk_note(array, encoded, fmt: str, max_bytes: int, setting: str | None) -
     sh, sw = encoded.array.shape[:2]
     cap = f"{max_bytes / 2**20:g} MiB input cap" + (f" ({setting})" if setting else "")
     return (f"shrunk from {w}x{h} to {sw}x{sh} (x{sw / w:.2f}) so the {fmt.upper()} stays under the {cap}: "
-            f"one predicted resize, {encoded.encodes} encodes")
+            f"{encoded.encodes} encodes")
 
 
 def reduced_upload_note(sizes: list[tuple[tuple[int, int], tuple[int, int]]]) -> str:
