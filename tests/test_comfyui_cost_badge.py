@@ -266,6 +266,13 @@ def test_a_repeated_run_shows_from_cache_on_the_badge(ledger_page, ledger_comfy)
     assert costs[0]["paid"] == 1 and costs[0]["cached"] == 0, costs
     assert costs[1]["paid"] == 0 and costs[1]["cached"] == 1, costs
     assert text.endswith(" · last run: from cache"), text
+    # the paid run's ledger line and cached result are in this server's own user folder (the production
+    # place), not in a folder inherited from the test process
+    state = ledger_comfy.workdir / "user" / "cloud_outpaint"
+    ledger = [json.loads(line) for line in (state / "spend.jsonl").read_text().splitlines()]
+    assert [(e["vendor"], e["images"], e["cost_cny"]) for e in ledger] == [("dashscope", 1, DASHSCOPE_PRICE)], ledger
+    cached = [json.loads(p.read_text()) for p in (state / "cache").glob("*/*.json")]
+    assert [c["id"] for c in cached] == [ledger[0]["id"]], cached
 
 
 def test_dialog_shows_environment_settings_read_only(ledger_page, ledger_comfy):
