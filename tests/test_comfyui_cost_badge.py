@@ -2,9 +2,9 @@
 (skipped unless COMFYUI_DIR is set).
 
 The badge text is read where the page really shows it: the strings LiteGraph draws on the canvas
-(fillText during a forced frame), and on frontends with Vue nodes (1.42) the node's DOM. The parts
-that need the spend ledger (GET /cloud_outpaint/spend, the cache) skip while the server has no such
-route, and run once it has one.
+(fillText during a forced frame), and on frontends with Vue nodes (1.42) the node's DOM. The spend
+figures come from GET /cloud_outpaint/spend; the cache tests run on a second ComfyUI with the cache
+on, whose ledger and cache are in its own user folder.
 """
 
 import json
@@ -15,7 +15,7 @@ from comfy_server import ComfyServer, comfyui_dir
 from comfyui_fixtures import open_page
 from conftest import ROOT
 
-pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info
+pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, chromium, browser_page
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
     comfyui_dir() is None, reason="COMFYUI_DIR is not set: the real-ComfyUI tests need a ComfyUI checkout")]
 
@@ -30,14 +30,6 @@ def spend_of(server):
 def cny(value):
     """The badge's money format (web/js/spend_panel.js formatCny)."""
     return f"¥{value:.3f}" if value and abs(value) < 0.1 else f"¥{value:.2f}"
-
-
-@pytest.fixture(scope="module")
-def page(comfy, chromium):  # noqa: F811
-    comfy.post("/history", {"clear": True})
-    page = open_page(chromium, comfy.url)
-    yield page
-    page.close()
 
 
 ADD_NODES = """() => {
@@ -81,7 +73,8 @@ def prices(comfy):
     return spend_of(comfy)["prices"]
 
 
-def test_cost_badge_is_drawn_and_follows_the_widgets(page, comfy):
+def test_cost_badge_is_drawn_and_follows_the_widgets(browser_page, comfy):
+    page = browser_page
     price = prices(comfy)
     page.evaluate(ADD_NODES)
     page.wait_for_timeout(300)
@@ -109,7 +102,8 @@ def test_cost_badge_is_drawn_and_follows_the_widgets(page, comfy):
         f"≈ {cny(price['dashscope'] * 3)} (3 images) · last run: 1/3 from cache"
 
 
-def test_cost_badge_sits_above_the_title_apart_from_the_key_badge(page):
+def test_cost_badge_sits_above_the_title_apart_from_the_key_badge(browser_page):
+    page = browser_page
     # the cost badge is a title badge (drawn above the title bar), the key badge a line in the body
     page.evaluate(ADD_NODES)
     place = page.evaluate("""() => {
@@ -139,7 +133,8 @@ def wait_vue_line(page, node_type, text, timeout=5.0):
         page.wait_for_timeout(100)
 
 
-def test_cost_badge_in_vue_nodes(page, comfy):
+def test_cost_badge_in_vue_nodes(browser_page, comfy):
+    page = browser_page
     version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ || ''")
     major, minor = (int(p) for p in (version or "0.0").split(".")[:2])
     if (major, minor) < (1, 40):
@@ -162,7 +157,8 @@ def test_cost_badge_in_vue_nodes(page, comfy):
         page.wait_for_timeout(500)
 
 
-def test_cost_scripts_load_without_errors(page):
+def test_cost_scripts_load_without_errors(browser_page):
+    page = browser_page
     scripts = page.evaluate("async () => (await (await fetch('/extensions')).json())")
     assert {PACK_JS + "cost_badge.js", PACK_JS + "spend_panel.js"} <= set(scripts)
     assert "cloud_outpaint.cost" in page.evaluate("() => app.extensions.map(e => e.name)")
@@ -185,7 +181,8 @@ def press(page, button, result):
                            f".startsWith({json.dumps(result)})", timeout=10_000)
 
 
-def test_dialog_shows_the_spend_and_saves_the_settings(page, comfy):
+def test_dialog_shows_the_spend_and_saves_the_settings(browser_page, comfy):
+    page = browser_page
     spend = spend_of(comfy)
     page.evaluate(ADD_NODES)
     page.evaluate(OPEN_DIALOG)
@@ -241,7 +238,7 @@ def ledger_comfy(tmp_path_factory, sandbox, comfy):
 
 
 @pytest.fixture
-def ledger_page(ledger_comfy, chromium):  # noqa: F811
+def ledger_page(ledger_comfy, chromium):
     page = open_page(chromium, ledger_comfy.url)
     yield page
     page.close()
