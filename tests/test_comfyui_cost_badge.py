@@ -13,7 +13,7 @@ import time
 import pytest
 from comfy_server import ComfyServer, comfyui_dir
 from comfyui_fixtures import open_page
-from conftest import ROOT
+from conftest import ROOT, sandbox_env
 
 pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, chromium, browser_page
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
@@ -228,10 +228,8 @@ def test_dialog_shows_the_spend_and_saves_the_settings(browser_page, comfy):
 def ledger_comfy(tmp_path_factory, sandbox, comfy):
     """A ComfyUI with the result cache on (the suites turn it off) whose Volcengine price and daily
     limit come from environment variables."""
-    env = {"VOLC_BASE_URL": sandbox.url, "VOLC_ACCESSKEY": sandbox.volc_access_key,
-           "VOLC_SECRETKEY": sandbox.volc_secret_key,
-           "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1", "DASHSCOPE_API_KEY": sandbox.dashscope_api_key,
-           "CLOUD_OUTPAINT_CACHE": "on", "CLOUD_OUTPAINT_PRICE_VOLC_CNY": "0.2", "CLOUD_OUTPAINT_DAILY_LIMIT_CNY": "5"}
+    env = {**sandbox_env(sandbox), "CLOUD_OUTPAINT_CACHE": "on", "CLOUD_OUTPAINT_PRICE_VOLC_CNY": "0.2",
+           "CLOUD_OUTPAINT_DAILY_LIMIT_CNY": "5"}
     server = ComfyServer(tmp_path_factory.mktemp("comfyui_ledger"), env=env).start()  # the pack puts the examples' image in its input folder
     yield server
     server.stop()

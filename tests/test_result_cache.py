@@ -14,7 +14,7 @@ import time
 
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, sandbox_env
 from pack import FAST_DASHSCOPE, module
 from PIL import Image
 
@@ -126,10 +126,8 @@ def test_another_account_or_base_url_is_another_key():
 def child_env(sb, tmp_path, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VOLC_", "DASHSCOPE_"))}
     env.update(HOME=str(tmp_path), PYTHONDONTWRITEBYTECODE="1", CLOUD_OUTPAINT_CACHE="on",
-               CLOUD_OUTPAINT_CACHE_DIR=str(tmp_path / "state"), VOLC_BASE_URL=sb.url,
-               VOLC_ACCESSKEY=sb.volc_access_key, VOLC_SECRETKEY=sb.volc_secret_key,
-               DASHSCOPE_HTTP_BASE_URL=f"{sb.url}/api/v1", DASHSCOPE_API_KEY=sb.dashscope_api_key,
-               DASHSCOPE_POLL_CAP="0.5", **extra)
+               CLOUD_OUTPAINT_CACHE_DIR=str(tmp_path / "state"), **sandbox_env(sb), DASHSCOPE_POLL_CAP="0.5",
+               **extra)
     return env
 
 
