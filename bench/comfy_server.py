@@ -3,7 +3,8 @@ and the bench (it imports nothing from the pack or the tests).
 
 ComfyUI loads the pack from a temporary custom_nodes folder (a symlink named `cloud-outpaint`,
 hyphen included, as a git clone would be named) with every other custom pack disabled, and
-with its own temporary input/output/user folders, so a run leaves nothing behind.
+with its own temporary input/output/user folders, so a run leaves nothing behind (the pack's result
+cache, spend ledger and spend settings included: they go to <user folder>/cloud_outpaint/).
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ SETTINGS = {
     # Comfy.Canvas.LeftMouseClickBehavior, a setting not registered yet -> TypeError reading 'id'
     "Comfy.Canvas.NavigationMode": "custom",
 }
+
+
+# the pack's state folder, prices and daily limit are not inherited from the process that starts ComfyUI
+# (the test suite sets its own state folder, a user's shell may hold real limits): each server keeps its
+# state in its own user folder, the production place, unless `env` says otherwise
+NOT_INHERITED = ("CLOUD_OUTPAINT_CACHE_DIR", "CLOUD_OUTPAINT_DAILY_LIMIT_CNY")
+NOT_INHERITED_PREFIXES = ("CLOUD_OUTPAINT_PRICE_",)
+
+
+def inherited_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k not in NOT_INHERITED and not k.startswith(NOT_INHERITED_PREFIXES)}
 
 
 def comfyui_dir() -> pathlib.Path | None:
@@ -77,7 +89,7 @@ class ComfyServer:
                "--temp-directory", str(self.workdir / "temp"), "--user-directory", str(self.workdir / "user")]
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(cmd, cwd=self.comfy, stdout=self.log, stderr=subprocess.STDOUT,
-                                     env={**os.environ, **self.extra_env})
+                                     env={**inherited_env(), **self.extra_env})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -9,6 +9,7 @@ import shutil
 
 import pytest
 from comfy_server import ComfyServer
+from conftest import sandbox_env
 from pack import module
 
 Sandbox = module("nodes.sandbox").Sandbox
@@ -23,10 +24,7 @@ def sandbox():
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory, sandbox):
     # the cloud backend reaches the sandbox through the same variables a user sets
-    env = {"VOLC_BASE_URL": sandbox.url, "VOLC_ACCESSKEY": sandbox.volc_access_key,
-           "VOLC_SECRETKEY": sandbox.volc_secret_key,
-           "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1", "DASHSCOPE_API_KEY": sandbox.dashscope_api_key}
-    server = ComfyServer(tmp_path_factory.mktemp("comfyui"), env=env).start()  # no inputs copied
+    server = ComfyServer(tmp_path_factory.mktemp("comfyui"), env=sandbox_env(sandbox)).start()  # no inputs copied
     yield server
     server.stop()
 

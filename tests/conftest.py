@@ -74,6 +74,12 @@ def ds_creds(sb):
     return sb.dashscope_credentials()
 
 
+def sandbox_env(sb) -> dict:
+    """The variables a user sets for the cloud backend, pointing both vendors at the sandbox `sb`."""
+    return {"VOLC_BASE_URL": sb.url, "VOLC_ACCESSKEY": sb.volc_access_key, "VOLC_SECRETKEY": sb.volc_secret_key,
+            "DASHSCOPE_HTTP_BASE_URL": f"{sb.url}/api/v1", "DASHSCOPE_API_KEY": sb.dashscope_api_key}
+
+
 @pytest.fixture
 def cloud_env(sb, monkeypatch, tmp_path):
     """backend 'cloud' pointed at the sandbox through the environment variables users set (and an empty
@@ -81,11 +87,8 @@ def cloud_env(sb, monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ("VOLC_API_KEY", "VOLC_AUTH", "VOLC_SESSION_TOKEN", "DASHSCOPE_WORKSPACE_ID"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("VOLC_BASE_URL", sb.url)
-    monkeypatch.setenv("VOLC_ACCESSKEY", sb.volc_access_key)
-    monkeypatch.setenv("VOLC_SECRETKEY", sb.volc_secret_key)
-    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", f"{sb.url}/api/v1")
-    monkeypatch.setenv("DASHSCOPE_API_KEY", sb.dashscope_api_key)
+    for name, value in sandbox_env(sb).items():
+        monkeypatch.setenv(name, value)
     return monkeypatch
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, sandbox_env
 from pack import module
 from PIL import Image
 
@@ -30,11 +30,6 @@ def child_env(home: pathlib.Path, **extra) -> dict:
 def run_cli(*args, home, cwd=None, timeout=60, **extra) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(CLI), *map(str, args)], check=False, cwd=cwd or home,
                           env=child_env(home, **extra), capture_output=True, text=True, timeout=timeout)
-
-
-def sandbox_env(sb) -> dict:
-    return {"VOLC_BASE_URL": sb.url, "VOLC_ACCESSKEY": sb.volc_access_key, "VOLC_SECRETKEY": sb.volc_secret_key,
-            "DASHSCOPE_HTTP_BASE_URL": f"{sb.url}/api/v1", "DASHSCOPE_API_KEY": sb.dashscope_api_key}
 
 
 def images(folder: pathlib.Path, size, names=("a.png", "b.jpg")) -> pathlib.Path:

@@ -2,9 +2,9 @@
 (skipped unless COMFYUI_DIR is set).
 
 The badge text is read where the page really shows it: the strings LiteGraph draws on the canvas
-(fillText during a forced frame), and on frontends with Vue nodes (1.42) the node's DOM. The parts
-that need the spend ledger (GET /cloud_outpaint/spend, the cache) skip while the server has no such
-route, and run once it has one.
+(fillText during a forced frame), and on frontends with Vue nodes (1.42) the node's DOM. The spend
+figures come from GET /cloud_outpaint/spend; the cache tests run on a second ComfyUI with the cache
+on, whose ledger and cache are in its own user folder.
 """
 
 import json
@@ -13,9 +13,9 @@ import time
 import pytest
 from comfy_server import ComfyServer, comfyui_dir
 from comfyui_fixtures import open_page
-from conftest import ROOT
+from conftest import ROOT, sandbox_env
 
-pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, object_info
+pytest_plugins = ["comfyui_fixtures"]  # fixtures sandbox, comfy, chromium, browser_page
 pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
     comfyui_dir() is None, reason="COMFYUI_DIR is not set: the real-ComfyUI tests need a ComfyUI checkout")]
 
@@ -30,14 +30,6 @@ def spend_of(server):
 def cny(value):
     """The badge's money format (web/js/spend_panel.js formatCny)."""
     return f"¥{value:.3f}" if value and abs(value) < 0.1 else f"¥{value:.2f}"
-
-
-@pytest.fixture(scope="module")
-def page(comfy, chromium):  # noqa: F811
-    comfy.post("/history", {"clear": True})
-    page = open_page(chromium, comfy.url)
-    yield page
-    page.close()
 
 
 ADD_NODES = """() => {
@@ -81,7 +73,8 @@ def prices(comfy):
     return spend_of(comfy)["prices"]
 
 
-def test_cost_badge_is_drawn_and_follows_the_widgets(page, comfy):
+def test_cost_badge_is_drawn_and_follows_the_widgets(browser_page, comfy):
+    page = browser_page
     price = prices(comfy)
     page.evaluate(ADD_NODES)
     page.wait_for_timeout(300)
@@ -109,7 +102,8 @@ def test_cost_badge_is_drawn_and_follows_the_widgets(page, comfy):
         f"≈ {cny(price['dashscope'] * 3)} (3 images) · last run: 1/3 from cache"
 
 
-def test_cost_badge_sits_above_the_title_apart_from_the_key_badge(page):
+def test_cost_badge_sits_above_the_title_apart_from_the_key_badge(browser_page):
+    page = browser_page
     # the cost badge is a title badge (drawn above the title bar), the key badge a line in the body
     page.evaluate(ADD_NODES)
     place = page.evaluate("""() => {
@@ -139,7 +133,8 @@ def wait_vue_line(page, node_type, text, timeout=5.0):
         page.wait_for_timeout(100)
 
 
-def test_cost_badge_in_vue_nodes(page, comfy):
+def test_cost_badge_in_vue_nodes(browser_page, comfy):
+    page = browser_page
     version = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ || ''")
     major, minor = (int(p) for p in (version or "0.0").split(".")[:2])
     if (major, minor) < (1, 40):
@@ -162,7 +157,8 @@ def test_cost_badge_in_vue_nodes(page, comfy):
         page.wait_for_timeout(500)
 
 
-def test_cost_scripts_load_without_errors(page):
+def test_cost_scripts_load_without_errors(browser_page):
+    page = browser_page
     scripts = page.evaluate("async () => (await (await fetch('/extensions')).json())")
     assert {PACK_JS + "cost_badge.js", PACK_JS + "spend_panel.js"} <= set(scripts)
     assert "cloud_outpaint.cost" in page.evaluate("() => app.extensions.map(e => e.name)")
@@ -185,7 +181,8 @@ def press(page, button, result):
                            f".startsWith({json.dumps(result)})", timeout=10_000)
 
 
-def test_dialog_shows_the_spend_and_saves_the_settings(page, comfy):
+def test_dialog_shows_the_spend_and_saves_the_settings(browser_page, comfy):
+    page = browser_page
     spend = spend_of(comfy)
     page.evaluate(ADD_NODES)
     page.evaluate(OPEN_DIALOG)
@@ -231,17 +228,15 @@ def test_dialog_shows_the_spend_and_saves_the_settings(page, comfy):
 def ledger_comfy(tmp_path_factory, sandbox, comfy):
     """A ComfyUI with the result cache on (the suites turn it off) whose Volcengine price and daily
     limit come from environment variables."""
-    env = {"VOLC_BASE_URL": sandbox.url, "VOLC_ACCESSKEY": sandbox.volc_access_key,
-           "VOLC_SECRETKEY": sandbox.volc_secret_key,
-           "DASHSCOPE_HTTP_BASE_URL": f"{sandbox.url}/api/v1", "DASHSCOPE_API_KEY": sandbox.dashscope_api_key,
-           "CLOUD_OUTPAINT_CACHE": "on", "CLOUD_OUTPAINT_PRICE_VOLC_CNY": "0.2", "CLOUD_OUTPAINT_DAILY_LIMIT_CNY": "5"}
+    env = {**sandbox_env(sandbox), "CLOUD_OUTPAINT_CACHE": "on", "CLOUD_OUTPAINT_PRICE_VOLC_CNY": "0.2",
+           "CLOUD_OUTPAINT_DAILY_LIMIT_CNY": "5"}
     server = ComfyServer(tmp_path_factory.mktemp("comfyui_ledger"), env=env).start()  # the pack puts the examples' image in its input folder
     yield server
     server.stop()
 
 
 @pytest.fixture
-def ledger_page(ledger_comfy, chromium):  # noqa: F811
+def ledger_page(ledger_comfy, chromium):
     page = open_page(chromium, ledger_comfy.url)
     yield page
     page.close()
@@ -266,6 +261,13 @@ def test_a_repeated_run_shows_from_cache_on_the_badge(ledger_page, ledger_comfy)
     assert costs[0]["paid"] == 1 and costs[0]["cached"] == 0, costs
     assert costs[1]["paid"] == 0 and costs[1]["cached"] == 1, costs
     assert text.endswith(" · last run: from cache"), text
+    # the paid run's ledger line and cached result are in this server's own user folder (the production
+    # place), not in a folder inherited from the test process
+    state = ledger_comfy.workdir / "user" / "cloud_outpaint"
+    ledger = [json.loads(line) for line in (state / "spend.jsonl").read_text().splitlines()]
+    assert [(e["vendor"], e["images"], e["cost_cny"]) for e in ledger] == [("dashscope", 1, DASHSCOPE_PRICE)], ledger
+    cached = [json.loads(p.read_text()) for p in (state / "cache").glob("*/*.json")]
+    assert [c["id"] for c in cached] == [ledger[0]["id"]], cached
 
 
 def test_dialog_shows_environment_settings_read_only(ledger_page, ledger_comfy):

@@ -225,6 +225,7 @@ def test_the_upload_form_carries_x_oss_content_type_as_the_sdk_does(sb, fmt, mim
     [entry] = uploads(sb)
     fields = entry.detail["form_fields"]
     assert fields[-3:] == ["success_action_status", "x-oss-content-type", "file"], fields
+    assert entry.detail["x_oss_content_type"] == mime  # the sandbox refuses one the file part disagrees with
 
 
 def test_the_sandbox_checks_x_oss_content_type(sb, http):

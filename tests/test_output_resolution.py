@@ -7,6 +7,7 @@ import json
 import comfy_driver as drv
 import pytest
 import torch
+from comfy_server import widget_defaults
 from pack import module
 
 VolcOutpaint = module("nodes.volc_node").VolcOutpaint
@@ -14,7 +15,6 @@ DashScopeOutpaint = module("nodes.dashscope_node").DashScopeOutpaint
 volc, volc_run = module("nodes.core.volc"), module("nodes.core.volc_run")
 output_scale, preview = module("nodes.core.output_scale"), module("nodes.core.preview")
 widgets = module("nodes.core.widgets")
-SOCKETS = {"IMAGE", "MASK"}
 SANDBOX_SETTINGS = {"dashscope_pending_s": 0.05, "dashscope_running_s": 0.1}  # conftest's sb
 W, H = 2400, 2000  # 10 % a side -> 2880x2400
 
@@ -27,13 +27,8 @@ def photo(width=W, height=H, seed=0):
     return (0.15 + 0.6 * base + 0.25 * torch.rand((height, width, 3), generator=g))[None].clamp(0, 1)
 
 
-def run_node_defaults(node):
-    info = drv.node_info(node)
-    return {name: opts.get("default") for name, (t, opts) in info["input"]["required"].items() if t not in SOCKETS}
-
-
 def run_node(node, image, unique_id, **overrides):
-    inputs = {**run_node_defaults(node), **overrides, "image": image}
+    inputs = {**widget_defaults(drv.node_info(node)), **overrides, "image": image}
     return drv.execute(node, hidden={"unique_id": unique_id}, linked={"image"}, **inputs)
 
 
@@ -77,7 +72,7 @@ def test_volc_canvas_mode_keeps_the_canvas_sent(sb, cloud_env):
     mask = torch.ones((1, 2400, 2880))
     mask[:, 220:2180, 260:2620] = 0
     out, out_mask, info = drv.execute(VolcOutpaint, hidden={"unique_id": "2"}, linked={"image", "mask"},
-                                      **{**run_node_defaults(VolcOutpaint), "image": canvas, "mask": mask})
+                                      **{**widget_defaults(drv.node_info(VolcOutpaint)), "image": canvas, "mask": mask})
     assert out.shape == (1, 2400, 2880, 3) and out_mask.shape == (1, 2400, 2880)
     assert torch.equal(out_mask, mask)
     assert torch.equal(out[:, 220:2180, 260:2620], canvas[:, 220:2180, 260:2620])

@@ -61,7 +61,6 @@ def run(sb, image, mask=None, params=None, credentials=None, config=volc.VolcCon
 
 
 def vendor_error(exc_info):
-    assert isinstance(exc_info.value, errors.ItemError)
     return exc_info.value.cause
 
 

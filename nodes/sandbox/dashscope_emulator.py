@@ -386,7 +386,8 @@ class DashScopeEmulator:
             return oss_error(p["code"], p["message"], p["status"])
         try:
             parts = parse_form(request.header("Content-Type"), request.body)
-            request.annotate(form_fields=[part.name for part in parts])
+            request.annotate(form_fields=[part.name for part in parts], x_oss_content_type=next(
+                (p.value.decode("latin-1") for p in parts if p.name == "x-oss-content-type"), None))
             key, stored = self.storage.upload(parts, as_timedelta(self.settings.upload_ttl))
         except OssError as exc:
             request.annotate(oss_error=exc.code)
