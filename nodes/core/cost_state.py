@@ -27,7 +27,6 @@ LIMIT_VAR = "CLOUD_OUTPAINT_DAILY_LIMIT_CNY"
 DASHSCOPE_PRICE_CNY = 0.18  # image-out-painting, per successful image (the vendor's price list)
 DEFAULT_CACHE_MB = 2048
 SETTINGS_FILE = "spend_settings.json"
-OWN_DIRS = ("cloud_outpaint", "cloud-outpaint", "cache", "journal", "locks")
 SETTING_VARS = {"volc_price_cny": PRICE_VARS["volc"], "daily_limit_cny": LIMIT_VAR}
 
 _comfy_dir: pathlib.Path | None = None
@@ -46,11 +45,6 @@ def state_dir(env: Mapping[str, str] = os.environ) -> pathlib.Path:
         return _comfy_dir
     base = env.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
     return pathlib.Path(base).expanduser() / "cloud-outpaint"
-
-
-def private_dir(path: pathlib.Path) -> pathlib.Path:
-    private_file.make_private_dirs(path, OWN_DIRS)
-    return path
 
 
 def cache_enabled(env: Mapping[str, str] = os.environ) -> bool:
@@ -118,7 +112,7 @@ def save(values: Mapping, env: Mapping[str, str] = os.environ, directory: pathli
     directory = directory or state_dir(env)
     current = _saved(directory)
     current.update({name: _amount(values[name], name) for name in values})
-    private_dir(directory)
+    private_file.make_private_dirs(directory, private_file.OWN_DIR_NAMES)
     private_file.write_private(directory / SETTINGS_FILE, json.dumps(current, indent=1).encode())
     return load(env, directory)
 

@@ -28,6 +28,11 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
+# The pack's own folders: cloud_outpaint in ComfyUI's user directory, cloud-outpaint elsewhere (the
+# credential store's and the cost state's). make_private_dirs makes an existing folder of these names
+# owner-only again; any other existing folder (one the user named) is left as it is.
+OWN_DIR_NAMES = ("cloud_outpaint", "cloud-outpaint")
+
 _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
 

@@ -55,7 +55,7 @@ class SpendLedger:
             text = self._text()
             if id_ and json.dumps(id_) in text:
                 return False
-            private_file.make_private_dirs(self.dir, ("cloud_outpaint", "cloud-outpaint"))
+            private_file.make_private_dirs(self.dir, private_file.OWN_DIR_NAMES)
             prefix = "\n" if text and not text.endswith("\n") else ""  # after a torn line
             private_file.append_private(self.path, (prefix + json.dumps(line, ensure_ascii=False) + "\n").encode())
         return True
