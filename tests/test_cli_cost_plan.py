@@ -65,3 +65,22 @@ def test_with_a_limit_a_file_that_cannot_be_prepared_fails_alone_as_without_one(
         assert [json.loads((tmp_path / out / f"{f[:-4]}_outpaint.json").read_text())["status"] for f in files] == \
             ["failed", "ok", "failed"]
     assert sb.billable_count("volc") == 2  # one paid call per run: in.png
+
+
+def test_the_dashscope_price_is_its_variable_or_the_list_price_never_a_saved_setting(sb, tmp_path):
+    Image.new("RGB", (64, 64), (30, 140, 90)).save(tmp_path / "in.png")
+    (tmp_path / "state").mkdir(mode=0o700)
+    (tmp_path / "state" / "spend_settings.json").write_text('{"dashscope": 9, "daily_limit_cny": 5}')
+    env = runs.child_env(sb, tmp_path)
+    listed = json.loads(runs.cli(env, "spend", "--json").stdout)
+    assert listed["prices"]["dashscope"] == 0.18 and listed["limit_cny"] == 5 and listed["locked"] == []
+    priced = dict(env, CLOUD_OUTPAINT_PRICE_DASHSCOPE_CNY="0.5")
+    paid = runs.cli(priced, "outpaint", "in.png", "--vendor", "dashscope")
+    assert paid.returncode == 0, paid.stderr
+    report = json.loads(runs.cli(priced, "spend", "--json").stdout)
+    assert report["prices"]["dashscope"] == 0.5 and report["today_cny"] == 0.5 and report["locked"] == []
+    assert sb.billable_count("dashscope") == 1
+    for value, says in (("abc", " is not a number; use 0 to 1e+09 CNY"), ("2e9", ": use a number from 0 to 1e+09 CNY")):
+        bad = runs.cli(dict(env, CLOUD_OUTPAINT_PRICE_DASHSCOPE_CNY=value), "spend")
+        assert bad.returncode == 2
+        assert bad.stderr == f"python cli.py spend: error: CLOUD_OUTPAINT_PRICE_DASHSCOPE_CNY={value!r}{says}\n"

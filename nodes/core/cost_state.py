@@ -93,14 +93,16 @@ def load(env: Mapping[str, str] = os.environ, directory: pathlib.Path | None = N
     saved = _saved(directory or state_dir(env))
     locked = [name for name, var in SETTING_VARS.items() if (env.get(var) or "").strip()]
 
-    def pick(name: str, var: str, default=None):
-        if name in locked or name not in SETTING_VARS:
-            return env_settings.number(env, var, default, 0, 1e9, unit="CNY")
-        return saved.get(name) if saved.get(name) is not None else default
+    def amount(var: str, default: float | None) -> float | None:
+        return env_settings.number(env, var, default, 0, 1e9, unit="CNY")
 
-    prices = {"volc": pick("volc_price_cny", PRICE_VARS["volc"]),
-              "dashscope": pick("dashscope", PRICE_VARS["dashscope"], DASHSCOPE_PRICE_CNY)}
-    return CostSettings(prices, pick("daily_limit_cny", LIMIT_VAR), locked)
+    def pick(name: str) -> float | None:
+        """A setting the dialog saves: its variable when set, else the saved value."""
+        return amount(SETTING_VARS[name], None) if name in locked else saved.get(name)
+
+    # the DashScope price is no dialog setting: its variable, else the vendor's list price
+    prices = {"volc": pick("volc_price_cny"), "dashscope": amount(PRICE_VARS["dashscope"], DASHSCOPE_PRICE_CNY)}
+    return CostSettings(prices, pick("daily_limit_cny"), locked)
 
 
 def save(values: Mapping, env: Mapping[str, str] = os.environ, directory: pathlib.Path | None = None) -> CostSettings:
