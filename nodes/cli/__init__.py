@@ -15,7 +15,7 @@ import shutil
 import sys
 
 from ..core import cost_state, widgets
-from ..core.errors import ConfigError
+from ..core.errors import ConfigError, InputError
 from . import widget_flags
 from .check import cmd_check
 from .cost_commands import cmd_cache, cmd_spend
@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return args.func(args)
-    except UsageError as exc:
+    except (UsageError, InputError) as exc:  # InputError: bad input or a bad setting, found before anything was sent
         sys.stderr.write(f"{PROG} {args.command}: error: {exc}\n")
         return EXIT_USAGE
     except ConfigError as exc:

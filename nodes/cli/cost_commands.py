@@ -21,13 +21,17 @@ def preview(plan, sources) -> tuple[list[str], dict]:
     """One line per file and the totals of the plan, from each file's cache keys; nothing is sent."""
     from ..core import imagecodec
 
-    lines, totals, unit = [], {"jobs": 0, "cached": 0, "resumed": 0, "paid": 0, "estimate_cny": 0.0}, "request"
+    lines, totals = [], {"jobs": 0, "cached": 0, "resumed": 0, "paid": 0, "estimate_cny": 0.0}
+    unit = "task" if plan.vendor == "dashscope" else "request"
     guard = None
     for index, source in enumerate(sources):
-        image = imagecodec.decode_image(source.path.read_bytes(), exif_transpose=True)
-        guard = plan.cost_guard(image, index)
-        row = guard.plan()
-        unit = "task" if plan.vendor == "dashscope" else "request"
+        try:
+            image = imagecodec.decode_image(source.path.read_bytes(), exif_transpose=True)
+            file_guard = plan.cost_guard(image, index)
+        except (OSError, imagecodec.DecodeError, InputError) as exc:  # the run reports this file failed too
+            lines.append(f"{source.path}: fails before anything is sent, left out of the plan: {exc}")
+            continue
+        guard, row = file_guard, file_guard.plan()
         for name in ("jobs", "cached", "resumed", "paid"):
             totals[name] += row[name]
         if totals["estimate_cny"] is not None:
@@ -48,6 +52,15 @@ def check_limit(totals: dict) -> None:
     try:
         guard.check_budget(plan=batch)
     except InputError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def settings() -> cost_state.CostSettings:
+    """The prices, the daily limit and the cache cap, read once before any file is prepared."""
+    try:
+        cost_state.cache_cap_bytes()
+        return cost_state.load()
+    except InputError as exc:  # a malformed CLOUD_OUTPAINT_* variable
         raise UsageError(str(exc)) from None
 
 

@@ -13,7 +13,6 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..core import cost_state
 from ..core.errors import InputError, ItemError, VendorError
 from . import cost_commands
 from .exits import (
@@ -113,9 +112,10 @@ def cmd_outpaint(args) -> int:
                          f"Run `{PROG} check` to see what is found, or add --sandbox to try the whole path "
                          "offline for free.\n")
         return EXIT_NO_CREDENTIALS
+    limit = cost_commands.settings().daily_limit_cny  # a malformed cost setting: exit 2, nothing read or sent
     if args.dry_run:
         return cost_commands.dry_run(plan, sources)
-    if cost_state.load().daily_limit_cny is not None:  # the whole batch, before the first file is sent
+    if limit is not None:  # the whole batch, before the first file is sent
         cost_commands.check_limit(cost_commands.preview(plan, sources)[1])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

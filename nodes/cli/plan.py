@@ -109,8 +109,9 @@ class VolcPlan:
         mask = self.mask
         if self.pad is not None:
             image, mask, _ = self.pad.build(image)
-        items = volc_run.prepare_items(image, mask, self.params, self.config, self.options.image_format)
-        return volc_run.cost_guard(items, self.params, self.credentials, self.options, self.config)
+        params = self.params_for(image.shape[2], image.shape[1])  # the keys of what run() sends
+        items = volc_run.prepare_items(image, mask, params, self.config, self.options.image_format)
+        return volc_run.cost_guard(items, params, self.credentials, self.options, self.config)
 
 
 @dataclasses.dataclass

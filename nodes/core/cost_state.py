@@ -27,7 +27,6 @@ LIMIT_VAR = "CLOUD_OUTPAINT_DAILY_LIMIT_CNY"
 DASHSCOPE_PRICE_CNY = 0.18  # image-out-painting, per successful image (the vendor's price list)
 DEFAULT_CACHE_MB = 2048
 SETTINGS_FILE = "spend_settings.json"
-OWN_DIRS = ("cloud_outpaint", "cloud-outpaint", "cache", "journal", "locks")
 SETTING_VARS = {"volc_price_cny": PRICE_VARS["volc"], "daily_limit_cny": LIMIT_VAR}
 
 _comfy_dir: pathlib.Path | None = None
@@ -46,11 +45,6 @@ def state_dir(env: Mapping[str, str] = os.environ) -> pathlib.Path:
         return _comfy_dir
     base = env.get("XDG_CACHE_HOME") or str(pathlib.Path.home() / ".cache")
     return pathlib.Path(base).expanduser() / "cloud-outpaint"
-
-
-def private_dir(path: pathlib.Path) -> pathlib.Path:
-    private_file.make_private_dirs(path, OWN_DIRS)
-    return path
 
 
 def cache_enabled(env: Mapping[str, str] = os.environ) -> bool:
@@ -99,14 +93,16 @@ def load(env: Mapping[str, str] = os.environ, directory: pathlib.Path | None = N
     saved = _saved(directory or state_dir(env))
     locked = [name for name, var in SETTING_VARS.items() if (env.get(var) or "").strip()]
 
-    def pick(name: str, var: str, default=None):
-        if name in locked or name not in SETTING_VARS:
-            return env_settings.number(env, var, default, 0, 1e9, unit="CNY")
-        return saved.get(name) if saved.get(name) is not None else default
+    def amount(var: str, default: float | None) -> float | None:
+        return env_settings.number(env, var, default, 0, 1e9, unit="CNY")
 
-    prices = {"volc": pick("volc_price_cny", PRICE_VARS["volc"]),
-              "dashscope": pick("dashscope", PRICE_VARS["dashscope"], DASHSCOPE_PRICE_CNY)}
-    return CostSettings(prices, pick("daily_limit_cny", LIMIT_VAR), locked)
+    def pick(name: str) -> float | None:
+        """A setting the dialog saves: its variable when set, else the saved value."""
+        return amount(SETTING_VARS[name], None) if name in locked else saved.get(name)
+
+    # the DashScope price is no dialog setting: its variable, else the vendor's list price
+    prices = {"volc": pick("volc_price_cny"), "dashscope": amount(PRICE_VARS["dashscope"], DASHSCOPE_PRICE_CNY)}
+    return CostSettings(prices, pick("daily_limit_cny"), locked)
 
 
 def save(values: Mapping, env: Mapping[str, str] = os.environ, directory: pathlib.Path | None = None) -> CostSettings:
@@ -118,7 +114,7 @@ def save(values: Mapping, env: Mapping[str, str] = os.environ, directory: pathli
     directory = directory or state_dir(env)
     current = _saved(directory)
     current.update({name: _amount(values[name], name) for name in values})
-    private_dir(directory)
+    private_file.make_private_dirs(directory, private_file.OWN_DIR_NAMES)
     private_file.write_private(directory / SETTINGS_FILE, json.dumps(current, indent=1).encode())
     return load(env, directory)
 

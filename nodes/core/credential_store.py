@@ -28,7 +28,6 @@ from .credentials import FIELDS, MAX_CHARS, SECRET_FIELDS, VENDORS  # noqa: F401
 from .errors import ConfigError, InputError
 
 FILE_NAME = "credentials.json"
-PACK_DIR_NAMES = ("cloud_outpaint", "cloud-outpaint")  # directories that are ours to chmod 0700
 ENV_VAR = "CLOUD_OUTPAINT_STORE"
 
 _lock = threading.Lock()
@@ -135,7 +134,7 @@ def _write(path: pathlib.Path, data: dict) -> None:
     text = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
     encoded = text.encode("utf-8")
     try:
-        private_file.make_private_dirs(path.parent, PACK_DIR_NAMES)
+        private_file.make_private_dirs(path.parent, private_file.OWN_DIR_NAMES)
     except private_file.UnsafeFile as problem:
         raise ConfigError(f"{problem}: the keys are not written through it") from None
     private_file.write_private(path, encoded)

@@ -28,6 +28,11 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
+# The pack's own folders: cloud_outpaint in ComfyUI's user directory, cloud-outpaint elsewhere (the
+# credential store's and the cost state's). make_private_dirs makes an existing folder of these names
+# owner-only again; any other existing folder (one the user named) is left as it is.
+OWN_DIR_NAMES = ("cloud_outpaint", "cloud-outpaint")
+
 _path_locks: dict[str, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
 
@@ -53,11 +58,7 @@ def read_private(path: pathlib.Path, max_bytes: int, *, follow_symlinks: bool = 
             raise UnsafeFile("is a symbolic link") from None
         raise exc from None
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFile("is not a regular file")
-        if check_owner and hasattr(os, "geteuid") and info.st_uid != os.geteuid():
-            raise UnsafeFile("is owned by another user")
+        info = _own_regular_file(fd, check_owner)
         if info.st_size > max_bytes:
             raise UnsafeFile(f"is over {max_bytes // 1024} KB")
         chunks, size = [], 0
@@ -72,6 +73,38 @@ def read_private(path: pathlib.Path, max_bytes: int, *, follow_symlinks: bool = 
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def _own_regular_file(fd: int, check_owner: bool = True) -> os.stat_result:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeFile("is not a regular file")
+    if check_owner and hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise UnsafeFile("is owned by another user")
+    return info
+
+
+def append_private(path: pathlib.Path, data: bytes) -> None:
+    """Append `data` to the owner-only (0600) file at `path` (created if missing) and fsync it. What
+    read_private refuses (a symbolic link, a FIFO, another user's file) is UnsafeFile, never written."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW | _NONBLOCK | _CLOEXEC, 0o600)
+    except OSError:  # ELOOP from O_NOFOLLOW; ENXIO for a FIFO nobody reads
+        if os.path.islink(path):
+            raise UnsafeFile("is a symbolic link") from None
+        raise
+    try:
+        _own_regular_file(fd)
+        _write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
 
 
 def _chmod_dir(directory: pathlib.Path) -> None:
@@ -156,10 +189,7 @@ def write_private(path: pathlib.Path, data: bytes) -> None:
         try:
             if hasattr(os, "fchmod"):
                 os.fchmod(fd, 0o600)  # O_CREAT's mode is filtered by the umask too
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            _write_all(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, path)  # replaces a symlink at `path` itself, never its target

@@ -100,7 +100,7 @@ class ResultCache:
         if self.cap <= 0 or len(entry.image) > min(self.cap, MAX_RESULT_BYTES):
             return
         data_path, meta_path = self._paths(key)
-        private_file.make_private_dirs(data_path.parent, ("cache", data_path.parent.name))
+        private_file.make_private_dirs(data_path.parent, (data_path.parent.name,))  # the key's prefix folder
         private_file.write_private(data_path, entry.image)
         meta = {"v": 1, "vendor": entry.vendor, "kind": entry.kind, "id": entry.id, "paid_at": entry.paid_at,
                 "bytes": len(entry.image), "sha256": digest(entry.image), "extra": entry.extra}

@@ -31,7 +31,7 @@ class SpendHolds:
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict[str, dict]]:
         """The live holds (id -> {"pid", "cny", "since"}), for reading and changing; written back after."""
-        with private_file.exclusive(self.dir / LOCK_NAME, own_names=("cloud_outpaint", "cloud-outpaint")):
+        with private_file.exclusive(self.dir / LOCK_NAME, own_names=private_file.OWN_DIR_NAMES):
             holds = self._read()
             before = json.dumps(holds, sort_keys=True)
             yield holds

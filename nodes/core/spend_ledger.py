@@ -1,14 +1,14 @@
 """The spend ledger: one JSON line per billable call (time, vendor, request or task id, images,
 estimated cost in CNY or null when no price is set), appended to an owner-only file and fsync'd.
-A line that cannot be read (a torn write, a damaged file) is skipped. An id is recorded once, so a
-task fetched again (a resume) is not counted twice. summary() is what GET /cloud_outpaint/spend
-and `python cli.py spend` show.
+A line that cannot be read (a torn write, a damaged file) is skipped; what private_file does not
+trust at the path (a symbolic link, a FIFO, another user's file, over 64 MiB) counts as a damaged
+file. An id is recorded once, so a task fetched again (a resume) is not counted twice. summary() is
+what GET /cloud_outpaint/spend and `python cli.py spend` show.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import threading
 from datetime import datetime, timezone
@@ -17,8 +17,8 @@ from . import private_file
 
 FILE_NAME = "spend.jsonl"
 VENDORS = ("volc", "dashscope")
+MAX_FILE_BYTES = 64 * 2**20  # ~400,000 calls; a bigger file counts as damaged
 _lock = threading.Lock()
-_O_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class SpendLedger:
@@ -27,12 +27,12 @@ class SpendLedger:
         self.path = self.dir / FILE_NAME
 
     def _text(self) -> str:
+        """The ledger's text; "" when there is none, or it is unreadable or untrusted (counted as damaged)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except OSError:
+            data = private_file.read_private(self.path, MAX_FILE_BYTES)
+        except (OSError, private_file.UnsafeFile):
             return ""
-        with os.fdopen(fd, "rb") as handle:
-            return handle.read().decode("utf-8", "replace")
+        return (data or b"").decode("utf-8", "replace")
 
     def entries(self) -> list[dict]:
         out = []
@@ -52,17 +52,12 @@ class SpendLedger:
                 "kind": kind, "id": id_, "images": images,
                 "cost_cny": None if cost_cny is None else round(cost_cny, 4)}
         with _lock:
-            if id_ and json.dumps(id_) in self._text():
+            text = self._text()
+            if id_ and json.dumps(id_) in text:
                 return False
-            private_file.make_private_dirs(self.dir, ("cloud_outpaint", "cloud-outpaint"))
-            fd = os.open(self.path, _O_FLAGS, 0o600)
-            try:
-                text = self._text()
-                prefix = "\n" if text and not text.endswith("\n") else ""  # after a torn line
-                os.write(fd, (prefix + json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8"))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            private_file.make_private_dirs(self.dir, private_file.OWN_DIR_NAMES)
+            prefix = "\n" if text and not text.endswith("\n") else ""  # after a torn line
+            private_file.append_private(self.path, (prefix + json.dumps(line, ensure_ascii=False) + "\n").encode())
         return True
 
     def summary(self, now: datetime | None = None) -> dict:
