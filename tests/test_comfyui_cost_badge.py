@@ -59,6 +59,12 @@ DRAWN = """() => {
 EXECUTED = """([type, output]) => app.graph._nodes.find(n => n.type === type).onExecuted(output)"""
 
 
+def ran(batch: int, cached: int, paid: int, cost_cny: float) -> dict:
+    """A cloud node's UI entry after a run (comfy_bridge.input_size_ui): its input size and batch, what it cost."""
+    return {"cloud_outpaint_input": [{"width": 64, "height": 64, "batch": batch}],
+            "cloud_outpaint_cost": [{"cached": cached, "paid": paid, "cost_cny": cost_cny}]}
+
+
 def badge_texts(page):
     """The cost badges drawn on the canvas: {node type: text}, read from the frame's fillText calls."""
     texts = page.evaluate("() => Object.fromEntries(app.graph._nodes.filter(n => n.cloudOutpaintCostText)"
@@ -93,11 +99,11 @@ def test_cost_badge_is_drawn_and_follows_the_widgets(browser_page, comfy):
     page.evaluate(SET_WIDGET, ["DashScopeOutpaint", "resume_task_ids", "task-1"])
     assert badge_texts(page)["DashScopeOutpaint"] == "resumes paid tasks (no new task)"
     page.evaluate(SET_WIDGET, ["DashScopeOutpaint", "resume_task_ids", ""])
-    # a run's UI entry gives the batch size (2 results) and how many came from the cache
-    page.evaluate(EXECUTED, ["DashScopeOutpaint", {"cloud_outpaint_cost": [{"cached": 2, "paid": 0, "cost_cny": 0}]}])
+    # a run's UI entry gives the batch size and how many came from the cache
+    page.evaluate(EXECUTED, ["DashScopeOutpaint", ran(2, 2, 0, 0)])
     assert badge_texts(page)["DashScopeOutpaint"] == \
         f"≈ {cny(price['dashscope'] * 2)} (2 images) · last run: from cache"
-    page.evaluate(EXECUTED, ["DashScopeOutpaint", {"cloud_outpaint_cost": [{"cached": 1, "paid": 2, "cost_cny": 0.36}]}])
+    page.evaluate(EXECUTED, ["DashScopeOutpaint", ran(3, 1, 2, 0.36)])
     assert badge_texts(page)["DashScopeOutpaint"] == \
         f"≈ {cny(price['dashscope'] * 3)} (3 images) · last run: 1/3 from cache"
 
@@ -148,9 +154,9 @@ def test_cost_badge_in_vue_nodes(browser_page, comfy):
         wait_vue_line(page, "DashScopeOutpaint", "free (sandbox)")
         page.evaluate(SET_WIDGET, ["DashScopeOutpaint", "backend", "cloud"])
         # a run changes no widget, and the badge still follows it
-        page.evaluate(EXECUTED, ["DashScopeOutpaint", {"cloud_outpaint_cost": [{"cached": 2, "paid": 0, "cost_cny": 0}]}])
+        page.evaluate(EXECUTED, ["DashScopeOutpaint", ran(2, 2, 0, 0)])
         wait_vue_line(page, "DashScopeOutpaint", f"≈ {cny(price['dashscope'] * 2)} (2 images) · last run: from cache")
-        page.evaluate(EXECUTED, ["DashScopeOutpaint", {"cloud_outpaint_cost": [{"cached": 0, "paid": 2, "cost_cny": 0.36}]}])
+        page.evaluate(EXECUTED, ["DashScopeOutpaint", ran(2, 0, 2, 0.36)])
         wait_vue_line(page, "DashScopeOutpaint", f"≈ {cny(price['dashscope'] * 2)} (2 images)")
     finally:
         page.evaluate("async () => { await app.extensionManager.setting.set('Comfy.VueNodes.Enabled', false) }")
